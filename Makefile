@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the tests use: exiftool (independent metadata reader),
+# chromium (review page browser test), postgresql (server-database ledger test).
+APT_PACKAGES := libimage-exiftool-perl chromium postgresql
+
+.PHONY: demo test venv apt lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace
+
+apt:
+	@if [ "$$(id -u)" = 0 ] && ! (command -v exiftool && command -v chromium && command -v pg_ctlcluster) >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+	fi
+
+test: $(STAMP) apt
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check deid flows tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) workspace .pytest_cache .hypothesis

@@ -1,0 +1,296 @@
+"""Configuration: the shipped ``deid/data/default.toml`` overlaid by a user's ``deid.toml``.
+
+:func:`load_config` returns frozen dataclasses and refuses unknown keys, wrong
+types and out-of-range values at load time with a :class:`~deid.errors.ConfigError`
+naming the file, the key and the fix. Every threshold lives in the TOML; none
+in code. A section is added by declaring a dataclass here and a table in
+``default.toml``; the loader walks the type hints, so nothing else changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from deid.errors import ConfigError
+from deid.types import Action, RegionKind
+
+DEFAULT_CONFIG_NAME = "default.toml"
+OptionValue = bool | int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class InputSettings:
+    """What the loader accepts."""
+
+    allowed_formats: tuple[str, ...]
+    max_pixels: int
+    max_file_bytes: int
+    multi_frame: Literal["first", "hold"]
+
+    def __post_init__(self) -> None:
+        _require(self.max_pixels > 0, "input.max_pixels", "must be positive")
+        _require(self.max_file_bytes > 0, "input.max_file_bytes", "must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSettings:
+    """How release images are encoded."""
+
+    format: Literal["png", "jpeg"]
+    jpeg_quality: int
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.jpeg_quality <= 95, "output.jpeg_quality", "must be in 1..95")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSettings:
+    """One detector: on or off, and its own options (validated by the detector)."""
+
+    enabled: bool = True
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionSettings:
+    """Which detectors run, and on what size of copy."""
+
+    max_side_px: int
+    detectors: Mapping[str, DetectorSettings]
+
+    def __post_init__(self) -> None:
+        _require(self.max_side_px >= 256, "detection.max_side_px", "must be at least 256")
+
+
+@dataclass(frozen=True, slots=True)
+class KindRule:
+    """What to do with regions of one kind.
+
+    A region scoring at least ``min_score`` gets ``action``; one scoring in
+    ``[review_score, min_score)`` holds the image for review; lower ones are
+    ignored. ``margin_frac`` grows the box before redaction or cropping.
+    """
+
+    action: Action
+    min_score: float
+    review_score: float
+    margin_frac: float
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.review_score <= self.min_score <= 1.0, "policy.<kind>", "needs 0 <= review_score <= min_score <= 1")
+        _require(0.0 <= self.margin_frac <= 2.0, "policy.<kind>.margin_frac", "must be in 0..2")
+
+
+@dataclass(frozen=True, slots=True)
+class CropSettings:
+    """Limits on a lesion-preserving crop."""
+
+    min_area_frac: float
+    min_side_px: int
+    max_aspect: float
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.min_area_frac <= 1.0, "policy.crop.min_area_frac", "must be in (0, 1]")
+        _require(self.max_aspect >= 1.0, "policy.crop.max_aspect", "must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """Per-kind rules; a kind with no rule gets ``default_action`` (hold)."""
+
+    default_action: Action
+    fill_rgb: tuple[int, ...]
+    rules: Mapping[RegionKind, KindRule]
+    crop: CropSettings
+    hold_body_parts: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _require(len(self.fill_rgb) == 3 and all(0 <= c <= 255 for c in self.fill_rgb), "policy.fill_rgb", "must be three values in 0..255")
+
+    def rule_for(self, kind: RegionKind) -> KindRule:
+        """The rule for ``kind``, falling back to holding every region of it."""
+        return self.rules.get(kind, KindRule(self.default_action, 0.0, 0.0, 0.1))
+
+
+@dataclass(frozen=True, slots=True)
+class MatchSettings:
+    """Public-copy and duplicate matching."""
+
+    index_dir: str
+    max_distance_bits: int
+    review_distance_bits: int
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.max_distance_bits <= self.review_distance_bits <= 64, "match", "needs 0 <= max_distance_bits <= review_distance_bits <= 64")
+
+
+@dataclass(frozen=True, slots=True)
+class DemographicsSettings:
+    """Bucketing and k-anonymity of self-reported answers."""
+
+    k: int
+    min_age: int
+    quasi_identifiers: tuple[str, ...]
+    min_sex_cell: int
+    min_race_cell: int
+    keep_free_text: bool
+
+    def __post_init__(self) -> None:
+        _require(self.k >= 1, "demographics.k", "must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """Where the ledger lives: empty ``url`` means ``<workspace>/ledger.db`` (SQLite)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    input: InputSettings
+    output: OutputSettings
+    detection: DetectionSettings
+    policy: PolicySettings
+    match: MatchSettings
+    demographics: DemographicsSettings
+    ledger: LedgerSettings
+    source: tuple[str, ...] = ()
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load the shipped defaults, overlaid by ``path`` when given.
+
+    Parameters
+    ----------
+    path
+        A user ``deid.toml``; its tables are merged key by key over the defaults.
+
+    Returns
+    -------
+    Config
+        Frozen, validated settings.
+
+    Raises
+    ------
+    ConfigError
+        If a file cannot be read or parsed, a key is unknown, or a value has
+        the wrong type or range. The message names the file and the key.
+
+    Examples
+    --------
+    >>> config = load_config()
+    >>> config.policy.rule_for(RegionKind.FACE).action
+    <Action.REDACT: 'redact'>
+    """
+    default_text = resources.files("deid.data").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
+    merged = _parse(default_text, DEFAULT_CONFIG_NAME)
+    sources = [DEFAULT_CONFIG_NAME]
+    if path is not None:
+        user_path = Path(path)
+        try:
+            user_text = user_path.read_text("utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot read config: {error.strerror}", path=user_path) from error
+        _merge(merged, _parse(user_text, str(user_path)))
+        sources.append(str(user_path))
+    try:
+        return _build(Config, {**merged, "source": sources}, "")
+    except ConfigError as error:
+        raise ConfigError(error.message, path=sources[-1], hint=error.hint) from None
+
+
+def _parse(text: str, name: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}", path=name, hint="fix the syntax") from error
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _require(condition: bool, key: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key} {problem}", hint=f"change {key} in deid.toml")
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    """Turn a TOML table into dataclass ``cls``, checking keys and types by its hints."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'} must be a table", hint="see deid/data/default.toml")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {where + '.' if where else ''}{unknown[0]}",
+            hint=f"valid keys here: {', '.join(sorted(fields))}",
+        )
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in data:
+            values[name] = _convert(hints[name], data[name], key)
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing key {key}", hint="add it to deid.toml or restore the default")
+    try:
+        return cls(**values)
+    except ConfigError as error:
+        raise ConfigError(error.message.replace("<kind>", where.rsplit(".", 1)[-1]), hint=error.hint) from None
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)  # type: ignore[type-var]
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} = {value!r} is not allowed", hint=f"use one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _convert(option, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} = {value!r} has the wrong type", hint=f"expected {hint}")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list", hint=f"expected {hint}")
+        return tuple(_convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+    if origin in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a table", hint=f"expected {hint}")
+        return {_convert(args[0], k, f"{key}.{k}"): _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            valid = ", ".join(str(member.value) for member in hint)
+            raise ConfigError(f"{key} = {value!r} is not allowed", hint=f"use one of {valid}") from None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(f"{key} = {value!r} has the wrong type", hint=f"expected {getattr(hint, '__name__', hint)}")

@@ -1,0 +1,1 @@
+"""Data files shipped with deid (the default configuration)."""

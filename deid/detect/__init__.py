@@ -1,0 +1,164 @@
+"""The detector seam: a :class:`Detector` protocol and a name-keyed registry.
+
+A detector knows how to find one kind of identifying region, and nothing
+else: it neither decides what to do with a region (that is
+:mod:`deid.policy`) nor stores it (that is :mod:`deid.ledger`). Detectors
+load their models once, in ``__init__``; ``detect`` never mutates its input
+and returns ``[]`` when nothing is found.
+
+Detectors run on a downscaled *detection copy* of the upright image; boxes
+come back in the copy's pixels and :func:`detect_regions` maps them to the
+full-resolution image.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from deid.config import Config, DetectorSettings
+from deid.errors import ConfigError, DeidError, DetectorError
+from deid.types import Region, RegionKind, RGBImage
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds identifying regions of some kinds on an upright RGB image."""
+
+    name: str
+    version: str
+    kinds: frozenset[RegionKind]
+
+    def detect(self, image: RGBImage) -> list[Region]:
+        """Return the regions found, in ``image``'s pixels; ``[]`` when none."""
+        ...
+
+
+DetectorFactory = Callable[[DetectorSettings], Detector]
+
+
+def _lazy(module: str, attribute: str) -> DetectorFactory:
+    """A factory that imports its detector only when built (models are heavy)."""
+
+    def build(settings: DetectorSettings) -> Detector:
+        factory: DetectorFactory = getattr(importlib.import_module(module), attribute)
+        return factory(settings)
+
+    build.__qualname__ = f"{module}.{attribute}"
+    return build
+
+
+DETECTORS: dict[str, DetectorFactory] = {
+    "faces.mediapipe": _lazy("deid.detect.faces", "MediapipeFaceDetector"),
+}
+"""Every detector deid ships, by the name used in ``[detection.detectors."<name>"]``."""
+
+
+def build_detectors(config: Config) -> list[Detector]:
+    """Build the enabled detectors named in ``config``, in name order.
+
+    Raises
+    ------
+    ConfigError
+        If a name is not in :data:`DETECTORS` (the message lists valid names)
+        or a detector refuses its options.
+    """
+    detectors: list[Detector] = []
+    for name, settings in sorted(config.detection.detectors.items()):
+        if name not in DETECTORS:
+            raise ConfigError(
+                f"unknown detector {name!r}",
+                hint=f"valid detectors: {', '.join(sorted(DETECTORS))}",
+            )
+        if settings.enabled:
+            detectors.append(DETECTORS[name](settings))
+    return detectors
+
+
+def make_detection_copy(image: RGBImage, *, max_side_px: int) -> tuple[RGBImage, float]:
+    """Downscale ``image`` so its long side is at most ``max_side_px``.
+
+    Returns
+    -------
+    copy, scale
+        The copy (``image`` itself when already small enough) and the factor
+        that maps copy pixels back to ``image`` pixels (>= 1).
+    """
+    height, width = image.shape[:2]
+    long_side = max(height, width)
+    if long_side <= max_side_px:
+        return image, 1.0
+    factor = max_side_px / long_side
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    copy = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(copy), long_side / max(size)
+
+
+def detect_regions(
+    image: RGBImage,
+    detectors: Sequence[Detector],
+    *,
+    max_side_px: int,
+    kinds: frozenset[RegionKind] | None = None,
+) -> list[Region]:
+    """Run every detector on a detection copy and map its boxes back to ``image``.
+
+    Parameters
+    ----------
+    image
+        The full-resolution upright image.
+    detectors
+        Detectors to run, usually from :func:`build_detectors`.
+    max_side_px
+        Long side of the detection copy.
+    kinds
+        When given, only regions of these kinds are kept.
+
+    Returns
+    -------
+    list[Region]
+        Regions in full-resolution pixels, clipped to the image.
+
+    Raises
+    ------
+    DetectorError
+        If any detector fails; the image must then be held, never released
+        on a partial result.
+    """
+    copy, scale = make_detection_copy(image, max_side_px=max_side_px)
+    found: list[Region] = []
+    for detector in detectors:
+        if kinds is not None and not (detector.kinds & kinds):
+            continue
+        try:
+            regions = detector.detect(copy)
+        except DeidError:
+            raise
+        except Exception as error:  # a model failure must hold the image, whatever it is
+            raise DetectorError(f"{detector.name}@{detector.version} failed: {error!r}", hint="the image is held") from error
+        for region in regions:
+            if kinds is not None and region.kind not in kinds:
+                continue
+            box = region.box.scale(scale).clip(image.shape) if scale != 1.0 else region.box.clip(image.shape)
+            if not box.is_empty:
+                found.append(Region(region.kind, box, region.score, region.source, region.note))
+    logger.debug("found %d regions with %d detectors", len(found), len(detectors))
+    return found
+
+
+__all__ = [
+    "DETECTORS",
+    "Detector",
+    "DetectorFactory",
+    "build_detectors",
+    "detect_regions",
+    "make_detection_copy",
+]
+

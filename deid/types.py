@@ -1,0 +1,292 @@
+"""Records shared by every part of deid.
+
+All records are frozen, slotted dataclasses; enumerations are ``StrEnum`` so
+they serialise as their value. Past :func:`deid.io.load_image` an image is a
+``numpy`` ``uint8`` array of shape ``H x W x 3`` (RGB), upright.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+RGBImage: TypeAlias = npt.NDArray[np.uint8]
+"""An upright ``H x W x 3`` ``uint8`` RGB image."""
+
+
+class RegionKind(enum.StrEnum):
+    """What an identifying region shows."""
+
+    FACE = "face"
+    TEXT = "text"
+    TATTOO = "tattoo"
+    PERSON = "person"
+    SENSITIVE_BODY = "sensitive_body"
+
+
+class Action(enum.StrEnum):
+    """What a policy does with an image because of its regions."""
+
+    KEEP = "keep"
+    REDACT = "redact"
+    CROP = "crop"
+    HOLD = "hold"
+    EXCLUDE = "exclude"
+
+
+class Status(enum.StrEnum):
+    """Where an item stands after a step."""
+
+    OK = "ok"
+    HELD = "held"
+    EXCLUDED = "excluded"
+
+
+class ShotType(enum.StrEnum):
+    """SCIN's shot types."""
+
+    CLOSE_UP = "CLOSE_UP"
+    AT_AN_ANGLE = "AT_AN_ANGLE"
+    AT_DISTANCE = "AT_DISTANCE"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Box:
+    """An axis-aligned, half-open pixel rectangle on the upright image.
+
+    ``left <= x < right`` and ``top <= y < bottom``: the same order as a PIL
+    crop box, and ``image[box.top:box.bottom, box.left:box.right]`` slices it.
+
+    Examples
+    --------
+    >>> Box(10, 20, 30, 60).width, Box(10, 20, 30, 60).height
+    (20, 40)
+    >>> Box.from_xywh(10, 20, 20, 40) == Box(10, 20, 30, 60)
+    True
+    """
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        """Width in pixels; 0 for an empty or inverted box."""
+        return max(0, self.right - self.left)
+
+    @property
+    def height(self) -> int:
+        """Height in pixels; 0 for an empty or inverted box."""
+        return max(0, self.bottom - self.top)
+
+    @property
+    def area(self) -> int:
+        """Number of pixels covered."""
+        return self.width * self.height
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the box covers no pixel."""
+        return self.area == 0
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> Box:
+        """Build from ``[x, y, w, h]`` (the JSON and label convention), rounding outwards."""
+        left, top = int(np.floor(x)), int(np.floor(y))
+        return cls(left, top, int(np.ceil(x + w)), int(np.ceil(y + h)))
+
+    def to_xywh(self) -> list[int]:
+        """Return ``[x, y, w, h]`` for JSON output."""
+        return [self.left, self.top, self.width, self.height]
+
+    def clip(self, shape: Sequence[int]) -> Box:
+        """Clip to an image of ``shape`` ``(height, width, ...)``; may return an empty box."""
+        height, width = int(shape[0]), int(shape[1])
+        left = min(max(self.left, 0), width)
+        top = min(max(self.top, 0), height)
+        right = min(max(self.right, left), width)
+        bottom = min(max(self.bottom, top), height)
+        return Box(left, top, right, bottom)
+
+    def expand(self, margin_frac: float) -> Box:
+        """Grow every side by ``margin_frac`` of the box's own width or height, rounding outwards."""
+        dx = int(np.ceil(self.width * margin_frac))
+        dy = int(np.ceil(self.height * margin_frac))
+        return Box(self.left - dx, self.top - dy, self.right + dx, self.bottom + dy)
+
+    def scale(self, factor: float) -> Box:
+        """Map from a resized image to one ``factor`` times larger, rounding outwards."""
+        return Box(
+            int(np.floor(self.left * factor)),
+            int(np.floor(self.top * factor)),
+            int(np.ceil(self.right * factor)),
+            int(np.ceil(self.bottom * factor)),
+        )
+
+    def intersection(self, other: Box) -> Box:
+        """The overlap of two boxes (empty when they do not overlap)."""
+        left, top = max(self.left, other.left), max(self.top, other.top)
+        right, bottom = min(self.right, other.right), min(self.bottom, other.bottom)
+        return Box(left, top, max(left, right), max(top, bottom))
+
+    def union(self, other: Box) -> Box:
+        """The smallest box holding both."""
+        return Box(
+            min(self.left, other.left),
+            min(self.top, other.top),
+            max(self.right, other.right),
+            max(self.bottom, other.bottom),
+        )
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union, 0.0 for two empty boxes."""
+        inter = self.intersection(other).area
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+    def coverage_of(self, other: Box) -> float:
+        """Fraction of ``other`` that this box covers."""
+        return self.intersection(other).area / other.area if other.area else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """An identifying region found on an upright image.
+
+    ``source`` is ``"<detector>@<version>"`` or ``"review:<reviewer>"``;
+    ``note`` says in words why the region was flagged (for a reviewer).
+    """
+
+    kind: RegionKind
+    box: Box
+    score: float
+    source: str
+    note: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """JSON form used by the CLI and reports (box as ``[x, y, w, h]``)."""
+        return {
+            "kind": str(self.kind),
+            "box": self.box.to_xywh(),
+            "score": round(float(self.score), 4),
+            "source": self.source,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided for one image, and the rules that made it.
+
+    ``regions`` are those the action applies to (redacted, cropped away,
+    held for); ``crop`` is the rectangle kept when ``action`` is ``CROP``.
+    """
+
+    action: Action
+    regions: tuple[Region, ...] = ()
+    reasons: tuple[str, ...] = ()
+    crop: Box | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A perceptual hash as hex, so it is encoded once and searched many times."""
+
+    method: str
+    hex: str
+
+    def distance(self, other: Fingerprint) -> int:
+        """Hamming distance in bits.
+
+        Raises
+        ------
+        ValueError
+            If the methods or lengths differ.
+        """
+        if self.method != other.method or len(self.hex) != len(other.hex):
+            raise ValueError(f"cannot compare {self.method}/{len(self.hex)} with {other.method}/{len(other.hex)}")
+        return (int(self.hex, 16) ^ int(other.hex, 16)).bit_count()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A reference image that looks like the query."""
+
+    reference: str
+    distance: float
+    method: str
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of a step for one item: ok, held or excluded, with the reasons."""
+
+    status: Status
+    reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def ok(cls, *reasons: str) -> Outcome:
+        """An item that may go on."""
+        return cls(Status.OK, tuple(reasons))
+
+    @classmethod
+    def held(cls, *reasons: str) -> Outcome:
+        """An item a person must look at."""
+        return cls(Status.HELD, tuple(reasons))
+
+    @classmethod
+    def excluded(cls, *reasons: str) -> Outcome:
+        """An item that must never be released."""
+        return cls(Status.EXCLUDED, tuple(reasons))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseImage:
+    """One image of a contribution, as named in ``cases.csv``."""
+
+    file: str
+    shot_type: ShotType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One contribution: self-reported answers and up to three images.
+
+    Answers are kept raw here; :mod:`deid.demographics` maps them to the
+    release schema. ``None`` means the contributor gave no answer.
+    """
+
+    contribution_id: str
+    submitted_at: str
+    age: int | None = None
+    sex: str | None = None
+    skin_type: str | None = None
+    race_ethnicity: frozenset[str] = frozenset()
+    body_parts: frozenset[str] = frozenset()
+    symptoms: frozenset[str] = frozenset()
+    textures: frozenset[str] = frozenset()
+    duration: str | None = None
+    related_category: str | None = None
+    description: str = ""
+    images: tuple[CaseImage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One image's state in the ledger."""
+
+    image_id: str
+    contribution_id: str
+    sha256: str
+    original_name: str
+    status: Status
+    action: Action | None = None
+    staged_name: str | None = None
+    reasons: tuple[str, ...] = field(default=())

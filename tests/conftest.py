@@ -1,0 +1,39 @@
+"""Session fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deid.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+DEVDATA = Path(os.environ.get("DEID_DEVDATA", REPO.parent / "shared" / "devdata"))
+
+
+@pytest.fixture(scope="session")
+def config() -> Config:
+    """The shipped default configuration."""
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def devdata() -> Path:
+    """../shared/devdata, or skip: a clone outside the workplace does not have it."""
+    if not DEVDATA.is_dir():
+        pytest.skip(f"devdata not found at {DEVDATA} (set DEID_DEVDATA); CI always has it")
+    return DEVDATA
+
+
+@pytest.fixture
+def clean_environ() -> Iterator[None]:
+    """Restore os.environ after a test that changes it."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
