@@ -1,0 +1,504 @@
+"""The ledger: every contribution, image, region, decision and audit event.
+
+SQLAlchemy Core over SQLite (``<workspace>/ledger.db``) by default, or any
+SQLAlchemy URL (``postgresql+psycopg://…``). The ledger is private: it holds
+contribution ids, raw answers and recognised text, and is never published.
+
+Idempotence lives here: an image is keyed on ``(contribution_id, position,
+sha256)``, and a finished image whose staged file is still on disk is not
+processed again. Every state change is written together with an audit event
+(what, which rule or reviewer, when) in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from deid.errors import LedgerError, TransientError
+from deid.types import Action, Box, Case, Decision, ImageRecord, Match, Region, RegionKind, Status
+
+logger = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+contributions = sa.Table(
+    "contributions",
+    metadata,
+    sa.Column("contribution_id", sa.String(200), primary_key=True),
+    sa.Column("case_id", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("case_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False, default="[]"),
+    sa.Column("batch", sa.String(200), nullable=False),
+    sa.Column("released_in", sa.String(200), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+images = sa.Table(
+    "images",
+    metadata,
+    sa.Column("image_id", sa.String(64), primary_key=True),
+    sa.Column("contribution_id", sa.String(200), sa.ForeignKey("contributions.contribution_id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("original_name", sa.String(1000), nullable=False),
+    sa.Column("shot_type", sa.String(32), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=True),
+    sa.Column("reasons", sa.Text, nullable=False, default="[]"),
+    sa.Column("staged_name", sa.String(200), nullable=True),
+    sa.Column("staged_sha256", sa.String(64), nullable=True),
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("format", sa.String(16), nullable=True),
+    sa.Column("fingerprints", sa.Text, nullable=True),
+    sa.Column("kept_metadata", sa.Text, nullable=True),
+    sa.Column("skin_tone", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("contribution_id", "position", "sha256", name="uq_image_content"),
+)
+
+regions = sa.Table(
+    "regions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("image_id", sa.String(64), sa.ForeignKey("images.image_id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("left", sa.Integer, nullable=False),
+    sa.Column("top", sa.Integer, nullable=False),
+    sa.Column("right", sa.Integer, nullable=False),
+    sa.Column("bottom", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("image_id", sa.String(64), sa.ForeignKey("images.image_id"), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("regions", sa.Text, nullable=False),
+    sa.Column("crop", sa.Text, nullable=True),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+matches = sa.Table(
+    "matches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("image_id", sa.String(64), sa.ForeignKey("images.image_id"), nullable=False, index=True),
+    sa.Column("reference", sa.String(1000), nullable=False),
+    sa.Column("distance", sa.Float, nullable=False),
+    sa.Column("method", sa.String(64), nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("verdict", sa.String(32), nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False, index=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One line of the audit trail."""
+
+    at: datetime
+    subject: str
+    event: str
+    actor: str
+    detail: dict[str, Any]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def ledger_url(workspace: str | Path, url: str = "") -> str:
+    """The SQLAlchemy URL to use: ``url`` when set, else SQLite in the workspace."""
+    return url or f"sqlite:///{Path(workspace).resolve() / 'ledger.db'}"
+
+
+class Ledger:
+    """Read and write the ledger.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL; see :func:`ledger_url`.
+
+    Raises
+    ------
+    LedgerError
+        If the database cannot be opened or its tables created.
+
+    Examples
+    --------
+    >>> ledger = Ledger("sqlite://")
+    >>> ledger.contribution_status("nobody") is None
+    True
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, future=True)
+            if url.startswith("sqlite"):
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as error:
+            raise LedgerError(f"cannot open ledger at {_redact_url(url)}: {error}", hint="check [ledger] url") from error
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as error:
+            if "locked" in str(error).lower() or "could not connect" in str(error).lower():
+                raise TransientError(f"ledger busy: {error.orig}", hint="retry") from error
+            raise LedgerError(f"ledger write failed: {error.orig}") from error
+        except SQLAlchemyError as error:
+            raise LedgerError(f"ledger write failed: {error}") from error
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+    # contributions ---------------------------------------------------------
+
+    def register_contribution(self, case: Case, *, batch: str) -> int:
+        """Record a contribution (once) and return its stable release ``case_id``.
+
+        The ``case_id`` is a random positive 63-bit integer drawn the first
+        time a contribution is seen, so it is stable across releases and
+        unlinkable to the contribution id.
+        """
+        with self._begin() as connection:
+            row = connection.execute(
+                sa.select(contributions.c.case_id).where(contributions.c.contribution_id == case.contribution_id)
+            ).first()
+            if row is not None:
+                return int(row.case_id)
+            case_id = secrets.randbits(63) or 1
+            connection.execute(
+                contributions.insert().values(
+                    contribution_id=case.contribution_id,
+                    case_id=case_id,
+                    case_json=_dumps(_case_to_json(case)),
+                    status=Status.OK,
+                    reasons="[]",
+                    batch=batch,
+                    updated_at=_now(),
+                )
+            )
+            self._event(connection, case.contribution_id, "contribution_registered", "ingest", {"batch": batch})
+            return case_id
+
+    def set_contribution_status(self, contribution_id: str, outcome_status: Status, reasons: Sequence[str], *, actor: str) -> None:
+        """Set a contribution's status (held for under-age, suppressed, …) with an audit event."""
+        with self._begin() as connection:
+            connection.execute(
+                contributions.update()
+                .where(contributions.c.contribution_id == contribution_id)
+                .values(status=outcome_status, reasons=_dumps(list(reasons)), updated_at=_now())
+            )
+            self._event(connection, contribution_id, f"contribution_{outcome_status}", actor, {"reasons": list(reasons)})
+
+    def contribution_status(self, contribution_id: str) -> tuple[Status, tuple[str, ...]] | None:
+        """A contribution's status and reasons, or ``None`` if it is not in the ledger."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(contributions.c.status, contributions.c.reasons).where(contributions.c.contribution_id == contribution_id)
+            ).first()
+        return None if row is None else (Status(row.status), tuple(json.loads(row.reasons)))
+
+    def case_ids(self) -> dict[str, int]:
+        """Every contribution id with its release ``case_id``."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(contributions.c.contribution_id, contributions.c.case_id)).all()
+        return {row.contribution_id: int(row.case_id) for row in rows}
+
+    # images ----------------------------------------------------------------
+
+    def find_image(self, contribution_id: str, position: int, sha256: str) -> ImageRecord | None:
+        """The record for this exact content at this place, or ``None``."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(images).where(
+                    images.c.contribution_id == contribution_id,
+                    images.c.position == position,
+                    images.c.sha256 == sha256,
+                )
+            ).first()
+        return None if row is None else _image_record(row)
+
+    def register_image(
+        self,
+        *,
+        contribution_id: str,
+        position: int,
+        original_name: str,
+        shot_type: str | None,
+        sha256: str,
+    ) -> ImageRecord:
+        """Record an incoming image (once) under a new random opaque id; return its record."""
+        existing = self.find_image(contribution_id, position, sha256)
+        if existing is not None:
+            return existing
+        image_id = secrets.token_hex(16)
+        with self._begin() as connection:
+            connection.execute(
+                images.insert().values(
+                    image_id=image_id,
+                    contribution_id=contribution_id,
+                    position=position,
+                    original_name=original_name,
+                    shot_type=shot_type,
+                    sha256=sha256,
+                    status=Status.HELD,
+                    reasons=_dumps(["not processed yet"]),
+                    updated_at=_now(),
+                )
+            )
+            self._event(connection, image_id, "image_registered", "ingest", {"contribution_id": contribution_id, "sha256": sha256})
+        record = self.find_image(contribution_id, position, sha256)
+        if record is None:  # pragma: no cover - just inserted in a committed transaction
+            raise LedgerError("image vanished after insert", image_id=image_id)
+        return record
+
+    def record_result(
+        self,
+        image_id: str,
+        *,
+        status: Status,
+        reasons: Sequence[str],
+        actor: str,
+        decision: Decision | None = None,
+        found: Sequence[Region] = (),
+        staged_name: str | None = None,
+        staged_sha256: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        image_format: str | None = None,
+        fingerprints: dict[str, str] | None = None,
+        kept_metadata: dict[str, Any] | None = None,
+        skin_tone: dict[str, Any] | None = None,
+    ) -> None:
+        """Store what processing an image found and decided, replacing earlier regions."""
+        with self._begin() as connection:
+            connection.execute(regions.delete().where(regions.c.image_id == image_id))
+            if found:
+                connection.execute(
+                    regions.insert(),
+                    [
+                        {
+                            "image_id": image_id,
+                            "kind": str(r.kind),
+                            "left": r.box.left,
+                            "top": r.box.top,
+                            "right": r.box.right,
+                            "bottom": r.box.bottom,
+                            "score": float(r.score),
+                            "source": r.source,
+                            "note": r.note,
+                        }
+                        for r in found
+                    ],
+                )
+            if decision is not None:
+                connection.execute(
+                    decisions.insert().values(
+                        image_id=image_id,
+                        action=decision.action,
+                        reasons=_dumps(list(decision.reasons)),
+                        regions=_dumps([r.to_json() for r in decision.regions]),
+                        crop=_dumps(decision.crop.to_xywh()) if decision.crop else None,
+                        actor=actor,
+                        at=_now(),
+                    )
+                )
+            values: dict[str, Any] = {
+                "status": status,
+                "action": decision.action if decision else None,
+                "reasons": _dumps(list(reasons)),
+                "staged_name": staged_name,
+                "staged_sha256": staged_sha256,
+                "updated_at": _now(),
+            }
+            optional = {
+                "width": width,
+                "height": height,
+                "format": image_format,
+                "fingerprints": _dumps(fingerprints) if fingerprints is not None else None,
+                "kept_metadata": _dumps(kept_metadata) if kept_metadata is not None else None,
+                "skin_tone": _dumps(skin_tone) if skin_tone is not None else None,
+            }
+            values.update({k: v for k, v in optional.items() if v is not None})
+            connection.execute(images.update().where(images.c.image_id == image_id).values(**values))
+            self._event(
+                connection,
+                image_id,
+                f"image_{status}",
+                actor,
+                {"action": values["action"], "reasons": list(reasons), "regions": len(found)},
+            )
+
+    def set_image_status(self, image_id: str, status: Status, reasons: Sequence[str], *, actor: str) -> None:
+        """Change an image's status (for example to excluded as a duplicate) with an audit event."""
+        with self._begin() as connection:
+            connection.execute(
+                images.update().where(images.c.image_id == image_id).values(status=status, reasons=_dumps(list(reasons)), updated_at=_now())
+            )
+            self._event(connection, image_id, f"image_{status}", actor, {"reasons": list(reasons)})
+
+    def record_matches(self, image_id: str, found: Sequence[tuple[Match, str]], *, actor: str) -> None:
+        """Store the matches of an image with their verdicts, replacing earlier ones."""
+        with self._begin() as connection:
+            connection.execute(matches.delete().where(matches.c.image_id == image_id))
+            if found:
+                connection.execute(
+                    matches.insert(),
+                    [
+                        {
+                            "image_id": image_id,
+                            "reference": m.reference,
+                            "distance": float(m.distance),
+                            "method": m.method,
+                            "verified": bool(m.verified),
+                            "verdict": verdict,
+                        }
+                        for m, verdict in found
+                    ],
+                )
+            self._event(connection, image_id, "matches_recorded", actor, {"count": len(found)})
+
+    def image(self, image_id: str) -> ImageRecord:
+        """One image's record.
+
+        Raises
+        ------
+        LedgerError
+            If there is no such image.
+        """
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(images).where(images.c.image_id == image_id)).first()
+        if row is None:
+            raise LedgerError("no such image in the ledger", image_id=image_id)
+        return _image_record(row)
+
+    def images(self, *, status: Status | None = None, contribution_id: str | None = None) -> list[ImageRecord]:
+        """Image records, optionally filtered, in contribution then position order."""
+        query = sa.select(images).order_by(images.c.contribution_id, images.c.position)
+        if status is not None:
+            query = query.where(images.c.status == status)
+        if contribution_id is not None:
+            query = query.where(images.c.contribution_id == contribution_id)
+        with self.engine.connect() as connection:
+            return [_image_record(row) for row in connection.execute(query)]
+
+    def image_details(self, image_id: str) -> dict[str, Any]:
+        """Everything stored about one image (private; for review and reports)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(images).where(images.c.image_id == image_id)).first()
+            if row is None:
+                raise LedgerError("no such image in the ledger", image_id=image_id)
+            found = connection.execute(sa.select(regions).where(regions.c.image_id == image_id)).all()
+            matched = connection.execute(sa.select(matches).where(matches.c.image_id == image_id)).all()
+        details = dict(row._mapping)
+        details["regions"] = [
+            Region(RegionKind(r.kind), Box(r.left, r.top, r.right, r.bottom), r.score, r.source, r.note) for r in found
+        ]
+        details["matches"] = [dict(m._mapping) for m in matched]
+        return details
+
+    def regions_of(self, image_id: str) -> list[Region]:
+        """Regions stored for an image."""
+        regions_found: list[Region] = self.image_details(image_id)["regions"]
+        return regions_found
+
+    # audit -----------------------------------------------------------------
+
+    def add_event(self, subject: str, event: str, *, actor: str, detail: dict[str, Any] | None = None) -> None:
+        """Append an audit event."""
+        with self._begin() as connection:
+            self._event(connection, subject, event, actor, detail or {})
+
+    def events(self, subject: str | None = None) -> list[AuditEvent]:
+        """The audit trail, oldest first, optionally for one subject."""
+        query = sa.select(events).order_by(events.c.id)
+        if subject is not None:
+            query = query.where(events.c.subject == subject)
+        with self.engine.connect() as connection:
+            return [
+                AuditEvent(row.at, row.subject, row.event, row.actor, json.loads(row.detail)) for row in connection.execute(query)
+            ]
+
+    @staticmethod
+    def _event(connection: Connection, subject: str, event: str, actor: str, detail: dict[str, Any]) -> None:
+        connection.execute(events.insert().values(at=_now(), subject=subject, event=event, actor=actor, detail=_dumps(detail)))
+
+
+def _image_record(row: Any) -> ImageRecord:
+    return ImageRecord(
+        image_id=row.image_id,
+        contribution_id=row.contribution_id,
+        sha256=row.sha256,
+        original_name=row.original_name,
+        status=Status(row.status),
+        action=Action(row.action) if row.action else None,
+        staged_name=row.staged_name,
+        reasons=tuple(json.loads(row.reasons or "[]")),
+    )
+
+
+def _case_to_json(case: Case) -> dict[str, Any]:
+    data = asdict(case)
+    for key, value in data.items():
+        if isinstance(value, frozenset):
+            data[key] = sorted(value)
+    data["images"] = [{"file": image.file, "shot_type": image.shot_type} for image in case.images]
+    return data
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _redact_url(url: str) -> str:
+    """Hide a password in a URL before it goes into a message."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable url>"

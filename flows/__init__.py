@@ -1,0 +1,10 @@
+"""Prefect flows that wire the deid library into scheduled, resumable batch runs.
+
+deid logs through the standard ``logging`` module; Prefect shows those lines
+in a run's logs only when ``deid`` is one of its extra loggers, which must be
+set before Prefect configures logging on import.
+"""
+
+import os
+
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "deid")
