@@ -4,9 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the tests use: exiftool (independent metadata reader),
-# chromium (review page browser test), postgresql (server-database ledger test).
-APT_PACKAGES := libimage-exiftool-perl chromium postgresql
+# Debian packages the tests use: exiftool (independent metadata reader) and
+# postgresql (the ledger's server-database test starts a real server).
+APT_PACKAGES := libimage-exiftool-perl postgresql
 
 .PHONY: demo test venv apt lint clean
 
@@ -22,7 +22,7 @@ demo: $(STAMP)
 	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace
 
 apt:
-	@if [ "$$(id -u)" = 0 ] && ! (command -v exiftool && command -v chromium && command -v pg_ctlcluster) >/dev/null 2>&1; then \
+	@if [ "$$(id -u)" = 0 ] && ! (command -v exiftool && ls /usr/lib/postgresql/*/bin/postgres) >/dev/null 2>&1; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
 	fi
 

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Prefect reads its logging settings when it is first imported: make deid's
+# logger an extra logger before any test module imports prefect.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "deid")
+
 from deid.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
