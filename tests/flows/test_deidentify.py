@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -28,19 +29,24 @@ def small_batch(tmp_path: Path) -> Path:
     return batch
 
 
-def _logs_of(flow_run_id: object) -> list[str]:
+def _logs_of(flow_run_id: object, *, expect: str) -> list[str]:
+    """The run's log messages, polled until one contains ``expect`` (logs are shipped in batches)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
-
-    APILogHandler.flush()
 
     async def read() -> list[str]:
         async with get_client() as client:
-            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=0
+            )
             return [log.message for log in logs]
 
-    return asyncio.run(read())
+    deadline = time.monotonic() + 15
+    messages = asyncio.run(read())
+    while not any(expect in m for m in messages) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        messages = asyncio.run(read())
+    return messages
 
 
 def test_flow_runs_green_holds_bad_input_and_surfaces_deid_logs(prefect_harness: None, small_batch: Path, tmp_path: Path) -> None:
@@ -56,11 +62,11 @@ def test_flow_runs_green_holds_bad_input_and_surfaces_deid_logs(prefect_harness:
     assert held[0]["status"] == "held" and held[0]["reasons"][0].startswith("unreadable_image")
     for path in (workspace / "staged" / "images").iterdir():
         assert_no_metadata_segments(path.read_bytes())
-    messages = _logs_of(state.state_details.flow_run_id)
+    messages = _logs_of(state.state_details.flow_run_id, expect="ingested batch")
     assert any("ingested batch" in message for message in messages), "INFO lines from the deid logger reach the run logs"
 
     rerun = deidentify(RunParameters(input_dir=str(small_batch), workspace=str(workspace)), return_state=True)
     assert rerun.result().to_json()["counts"] == summary.to_json()["counts"]
-    rerun_logs = _logs_of(rerun.state_details.flow_run_id)
+    rerun_logs = _logs_of(rerun.state_details.flow_run_id, expect="0 image(s) to process")
     assert any("0 image(s) to process" in message for message in rerun_logs), "a rerun processes nothing"
     assert not any(message.startswith("processed ") for message in rerun_logs)
