@@ -1,13 +1,24 @@
 """Policy: decide what happens to an image given the identifying regions found on it.
 
-The policy reads only the regions and the configured per-kind rules; it never
-looks at pixels (that is the detectors' job) and never changes them (that is
+The policy reads only the regions, the image's shape (and optionally a coarse
+skin mask for crop scoring) and the configured per-kind rules; it never reads
+pixels itself (that is the detectors' job) and never changes them (that is
 :mod:`deid.redact`). Every decision names the rule that made it, so a reviewer
 and an auditor can see why.
 
-Precedence when several regions disagree: ``exclude`` > ``hold`` > ``crop`` >
-``redact`` > ``keep``. A region scoring between a kind's ``review_score`` and
-``min_score`` holds the image; a kind with no rule holds it (fail closed).
+Per region, by its kind's ``[policy.rules.<kind>]``:
+
+- score below ``review_score``: ignored;
+- score in ``[review_score, min_score)``: the image is held for review;
+- score at or above ``min_score``: the rule's ``action`` (``redact``, ``crop``,
+  ``hold``, ``exclude`` or ``keep``); a kind with no rule gets
+  ``policy.default_action`` (hold: fail closed).
+
+Precedence when regions disagree: ``exclude`` > ``hold`` > ``crop`` >
+``redact`` > ``keep``. A crop keeps the best rectangle free of every
+crop-kind region plus its margin (:func:`deid.crop.plan_crop`); regions of
+redact kinds inside it are still filled. When no crop fits, the image gets
+``policy.crop.fallback`` (redact or hold) and the reason says why.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from deid.config import PolicySettings
+from deid.crop import BoolMask, Crop, plan_crop
 from deid.types import Action, Decision, Region
 
 _PRECEDENCE = (Action.EXCLUDE, Action.HOLD, Action.CROP, Action.REDACT, Action.KEEP)
@@ -25,6 +37,8 @@ def apply_policy(
     policy: PolicySettings,
     *,
     body_parts: Iterable[str] = (),
+    image_shape: Sequence[int] | None = None,
+    skin_mask: BoolMask | None = None,
 ) -> Decision:
     """Turn regions into one :class:`~deid.types.Decision` for the image.
 
@@ -37,17 +51,34 @@ def apply_policy(
     body_parts
         Self-reported body parts of the case; a head or neck case is held by
         default because face detectors miss faces in close-ups.
+    image_shape
+        ``(height, width, ...)`` of the full-resolution image. A crop needs it;
+        without it a crop rule falls back as if no crop fitted.
+    skin_mask
+        Optional coarse skin mask (any resolution) from
+        :func:`deid.crop.estimate_skin_mask`; crops keeping more skin win.
 
     Returns
     -------
     Decision
-        The action, the regions it applies to and one reason per rule applied.
+        The action, the regions it applies to (for ``crop``: the regions
+        cropped away and those redacted inside the crop; for ``hold``: every
+        region a reviewer should see), one reason per rule applied, and the
+        crop rectangle for ``crop``.
+
+    Examples
+    --------
+    >>> from deid.config import load_config
+    >>> from deid.types import Box, RegionKind
+    >>> face = Region(RegionKind.FACE, Box(10, 10, 60, 60), 0.9, "manual@1")
+    >>> apply_policy([face], load_config().policy, image_shape=(1000, 800)).action
+    <Action.REDACT: 'redact'>
     """
     wanted: dict[Action, list[Region]] = {action: [] for action in _PRECEDENCE}
     reasons: dict[Action, list[str]] = {action: [] for action in _PRECEDENCE}
     for region in regions:
         rule = policy.rule_for(region.kind)
-        where = f"policy.rules.{region.kind}"
+        where = f"policy.rules.{region.kind}" if region.kind in policy.rules else "policy.default_action"
         if region.score < rule.review_score:
             continue
         if region.score < rule.min_score:
@@ -57,19 +88,73 @@ def apply_policy(
             )
             continue
         wanted[rule.action].append(region)
-        reasons[rule.action].append(f"{region.kind} score {region.score:.2f} >= {rule.min_score:.2f}: {where}.action = {rule.action}")
+        rule_name = f"{where}.action" if region.kind in policy.rules else where
+        reasons[rule.action].append(
+            f"{region.kind} score {region.score:.2f} >= {rule.min_score:.2f}: {rule_name} = {rule.action}"
+        )
     held_parts = sorted({part.strip().lower() for part in body_parts} & {p.lower() for p in policy.hold_body_parts})
     if held_parts:
         reasons[Action.HOLD].append(f"self-reported body part {', '.join(held_parts)} is in policy.hold_body_parts")
-    for action in _PRECEDENCE:
+
+    for action in (Action.EXCLUDE, Action.HOLD):
         if reasons[action]:
-            # The regions that matter for a hold include those that would be redacted, so a
-            # reviewer sees every proposal; for redact/crop, those of that action and below.
+            # A reviewer sees every proposal, so the regions of a hold include those that
+            # would be cropped or redacted.
             below = _PRECEDENCE.index(action)
             applied = tuple(r for a in _PRECEDENCE[below:] if a is not Action.KEEP for r in wanted[a])
             return Decision(action, applied, tuple(_unique(reasons[action])))
+    if wanted[Action.CROP]:
+        return _crop_or_fall_back(wanted, reasons, policy, image_shape, skin_mask)
+    if wanted[Action.REDACT]:
+        return Decision(Action.REDACT, tuple(wanted[Action.REDACT]), tuple(_unique(reasons[Action.REDACT])))
+    if reasons[Action.KEEP]:
+        return Decision(Action.KEEP, (), tuple(_unique(reasons[Action.KEEP])))
     return Decision(Action.KEEP, (), ("no identifying region at or above any review threshold",))
+
+
+def decision_to_json(decision: Decision) -> dict[str, object]:
+    """JSON form of a decision for the CLI, the ledger and reports (boxes as ``[x, y, w, h]``)."""
+    return {
+        "action": str(decision.action),
+        "reasons": list(decision.reasons),
+        "regions": [region.to_json() for region in decision.regions],
+        "crop": decision.crop.to_xywh() if decision.crop is not None else None,
+    }
+
+
+def is_releasable(decision: Decision) -> bool:
+    """True when the decision lets a (redacted or cropped) image be staged for release."""
+    return decision.action in (Action.KEEP, Action.REDACT, Action.CROP)
+
+
+def _crop_or_fall_back(
+    wanted: dict[Action, list[Region]],
+    reasons: dict[Action, list[str]],
+    policy: PolicySettings,
+    image_shape: Sequence[int] | None,
+    skin_mask: BoolMask | None,
+) -> Decision:
+    """Plan a crop around the crop-kind regions, or apply ``policy.crop.fallback``."""
+    cropped, redacted = wanted[Action.CROP], wanted[Action.REDACT]
+    regions = tuple(cropped + redacted)
+    crop_reasons = _unique(reasons[Action.CROP])
+    redact_reasons = _unique(reasons[Action.REDACT])
+    if image_shape is None:
+        why = "the image size was not given to the policy"
+    else:
+        obstacles = [r.box.expand(policy.rule_for(r.kind).margin_frac).clip(image_shape) for r in cropped]
+        plan = plan_crop(image_shape, obstacles, policy.crop, skin_mask=skin_mask)
+        if isinstance(plan, Crop):
+            kept = f"policy.crop: keep {plan.box.to_xywh()} ({plan.reason})"
+            return Decision(Action.CROP, regions, tuple([*crop_reasons, kept, *redact_reasons]), crop=plan.box)
+        why = plan.reason
+    fallback = Action(policy.crop.fallback)
+    fell_back = f"policy.crop: no crop fits ({why}); policy.crop.fallback = {fallback}"
+    return Decision(fallback, regions, tuple([*crop_reasons, fell_back, *redact_reasons]))
 
 
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+__all__ = ["apply_policy", "decision_to_json", "is_releasable"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"corner": folder / "corner.jpg", "centre": folder / "centre.png", "broken": folder / "broken.jpg"}
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, object]]]:
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, Any]]]:
     code = main(argv)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     return code, {Path(str(line["file"])).stem: line for line in lines}

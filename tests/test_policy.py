@@ -18,6 +18,7 @@ import pytest
 import skimage.data
 
 from deid.config import Config, load_config
+from deid.errors import ConfigError
 from deid.policy import apply_policy, decision_to_json, is_releasable
 from deid.redact import render_decision
 from deid.types import Action, Box, Decision, Region, RegionKind, RGBImage
@@ -51,7 +52,7 @@ def rash_close_up(seed: int = 0) -> RGBImage:
     return out
 
 
-FACE_PATCH = skimage.data.astronaut()[0:300, 110:370]
+FACE_PATCH: RGBImage = skimage.data.astronaut()[0:300, 110:370]  # type: ignore[no-untyped-call]
 """The astronaut's head and shoulders (300 x 260 px)."""
 
 
@@ -232,3 +233,19 @@ def test_decision_json_names_boxes_as_xywh() -> None:
     assert as_json["crop"] == [40, 0, 60, 80]
     assert as_json["regions"] == [face(0.9, Box(10, 20, 30, 60)).to_json()]
     assert is_releasable(decision) and not is_releasable(Decision(Action.HOLD))
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        pytest.param('[policy.crop]\nfallback = "blur"\n', "policy.crop.fallback", id="bad-fallback"),
+        pytest.param("[policy.crop]\nmin_side_px = 0\n", "policy.crop.min_side_px", id="min-side-positive"),
+        pytest.param("[policy.crop]\ncentre_weight = -1\n", "policy.crop.centre_weight", id="weights-non-negative"),
+        pytest.param("[policy.crop]\nkeep_center = true\n", "keep_center", id="unknown-key"),
+    ],
+)
+def test_bad_crop_settings_are_refused_at_load_time(toml: str, key: str, tmp_path: Path) -> None:
+    path = tmp_path / "deid.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=key):
+        load_config(path)

@@ -13,10 +13,10 @@ from deid.errors import DeidError
 from deid.policy import apply_policy
 from deid.preview import CROP_COLOUR, KIND_COLOURS, is_preview_needed, render_preview, write_preview
 from deid.redact import render_decision
-from deid.types import Action, Box, Decision, Region, RegionKind
+from deid.types import Action, Box, Decision, Region, RegionKind, RGBImage
 
 
-def scene(config: Config) -> tuple[np.ndarray, list[Region], Decision, np.ndarray]:
+def scene(config: Config) -> tuple[RGBImage, list[Region], Decision, RGBImage]:
     image = np.full((600, 800, 3), (214, 160, 130), dtype=np.uint8)
     regions = [
         Region(RegionKind.FACE, Box(20, 20, 180, 200), 0.93, "review:test"),
@@ -26,7 +26,7 @@ def scene(config: Config) -> tuple[np.ndarray, list[Region], Decision, np.ndarra
     return image, regions, decision, render_decision(image, decision, config.policy)
 
 
-def has_colour(image: np.ndarray, colour: tuple[int, int, int]) -> bool:
+def has_colour(image: RGBImage, colour: tuple[int, int, int]) -> bool:
     return bool(np.all(image == np.asarray(colour, np.uint8), axis=-1).any())
 
 

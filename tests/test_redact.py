@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from deid.config import Config
 from deid.redact import fill_boxes, redaction_boxes, render_decision
-from deid.types import Action, Box, Decision, Region, RegionKind
+from deid.types import Action, Box, Decision, Region, RegionKind, RGBImage
 from tests.assertions import assert_no_pixel_survives
 
 
@@ -29,7 +29,7 @@ def region_sets(draw: st.DrawFn, height: int, width: int) -> list[Region]:
 
 
 @st.composite
-def images_with_regions(draw: st.DrawFn) -> tuple[np.ndarray, list[Region]]:
+def images_with_regions(draw: st.DrawFn) -> tuple[RGBImage, list[Region]]:
     height, width = draw(st.integers(1, 48)), draw(st.integers(1, 48))
     image = draw(arrays(np.uint8, (height, width, 3)))
     return image, draw(region_sets(height, width))
@@ -37,7 +37,7 @@ def images_with_regions(draw: st.DrawFn) -> tuple[np.ndarray, list[Region]]:
 
 @given(images_with_regions(), st.sampled_from([(0, 0, 0), (255, 255, 255), (12, 200, 7)]))
 def test_every_pixel_inside_every_redacted_box_plus_margin_is_the_fill(
-    config: Config, scene: tuple[np.ndarray, list[Region]], fill_rgb: tuple[int, int, int]
+    config: Config, scene: tuple[RGBImage, list[Region]], fill_rgb: tuple[int, int, int]
 ) -> None:
     image, regions = scene
     policy = replace(config.policy, fill_rgb=fill_rgb)
@@ -54,7 +54,7 @@ def test_every_pixel_inside_every_redacted_box_plus_margin_is_the_fill(
 
 
 @given(images_with_regions())
-def test_a_crop_never_brings_back_a_redacted_pixel(config: Config, scene: tuple[np.ndarray, list[Region]]) -> None:
+def test_a_crop_never_brings_back_a_redacted_pixel(config: Config, scene: tuple[RGBImage, list[Region]]) -> None:
     image, regions = scene
     height, width = image.shape[:2]
     crop = Box(
