@@ -32,6 +32,7 @@ import csv
 import io
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from deid.errors import InvalidCaseRow
 from deid.types import Case, CaseImage, ShotType
@@ -62,14 +63,24 @@ MAX_ID_CHARS = 200
 IMAGES_FOLDER = "images"
 
 
-def read_cases(path: str | Path) -> tuple[list[Case], list[tuple[str, InvalidCaseRow]]]:
+class RowProblem(NamedTuple):
+    """A row that could not be used: where, why, and what it named (so its images can be kept and held)."""
+
+    where: str
+    error: InvalidCaseRow
+    contribution_id: str
+    image_names: tuple[str, ...]
+    row: int
+
+
+def read_cases(path: str | Path) -> tuple[list[Case], list[RowProblem]]:
     """Read every usable row of a contributions CSV.
 
     Returns
     -------
     cases, problems
-        The cases that parsed, in file order, and ``(where, error)`` for each
-        row that did not (``where`` is ``"<file> row <n>"``).
+        The cases that parsed, in file order, and a :class:`RowProblem` for
+        each row that did not (``where`` is ``"<file> row <n>"``).
 
     Raises
     ------
@@ -94,7 +105,7 @@ def read_cases(path: str | Path) -> tuple[list[Case], list[tuple[str, InvalidCas
         raise InvalidCaseRow(f"missing column(s): {', '.join(missing)}", path=file, hint=f"columns are {', '.join(KNOWN_COLUMNS)}")
     reader.fieldnames = header
     cases: list[Case] = []
-    problems: list[tuple[str, InvalidCaseRow]] = []
+    problems: list[RowProblem] = []
     seen: set[str] = set()
     row_number = 1
     try:
@@ -107,9 +118,11 @@ def read_cases(path: str | Path) -> tuple[list[Case], list[tuple[str, InvalidCas
                 seen.add(case.contribution_id)
                 cases.append(case)
             except InvalidCaseRow as error:
-                problems.append((where, error))
+                named = tuple(str(row.get(f"image_{i}") or "").strip() for i in (1, 2, 3))
+                problems.append(RowProblem(where, error, str(row.get("contribution_id") or "").strip()[:MAX_ID_CHARS], tuple(n for n in named if n), row_number))
     except csv.Error as error:
-        problems.append((f"{file} row {row_number}", InvalidCaseRow(f"CSV syntax error: {error}", path=file)))
+        where = f"{file} row {row_number + 1}"
+        problems.append(RowProblem(where, InvalidCaseRow(f"CSV syntax error: {error}", path=where), "", (), row_number + 1))
     return cases, problems
 
 
@@ -123,7 +136,7 @@ def read_cases_csv(path: str | Path) -> list[Case]:
     """
     cases, problems = read_cases(path)
     if problems:
-        raise problems[0][1]
+        raise problems[0].error
     return cases
 
 
@@ -207,9 +220,13 @@ def resolve_image_path(input_dir: str | Path, name: str) -> Path:
     candidate = Path(name)
     if candidate.is_absolute() or name.startswith(("/", "\\")) or ".." in candidate.parts or "\x00" in name:
         raise InvalidCaseRow(f"image path {name!r} leaves the images folder", path=Path(input_dir) / "cases.csv")
-    resolved = (root / candidate).resolve()
-    if not resolved.is_relative_to(root):
-        raise InvalidCaseRow(f"image path {name!r} resolves outside the images folder", path=Path(input_dir) / "cases.csv")
-    if not resolved.is_file():
-        raise InvalidCaseRow(f"image {name!r} not found in {root}", path=Path(input_dir) / "cases.csv")
+    cases_file = Path(input_dir) / "cases.csv"
+    try:
+        resolved = (root / candidate).resolve()
+        if not resolved.is_relative_to(root):
+            raise InvalidCaseRow(f"image path {name!r} resolves outside the images folder", path=cases_file)
+        if not resolved.is_file():
+            raise InvalidCaseRow(f"image {name!r} not found in {root}", path=cases_file)
+    except OSError as error:  # a name too long for the file system, a symlink loop
+        raise InvalidCaseRow(f"image path {name[:80]!r} cannot be opened: {error.strerror}", path=cases_file) from error
     return resolved

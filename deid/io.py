@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from deid.config import InputSettings
 from deid.errors import UnreadableImage, UnsupportedFormat
@@ -26,12 +26,9 @@ from deid.types import RGBImage
 
 logger = logging.getLogger(__name__)
 
-try:  # HEIC/HEIF from phones
-    import pillow_heif
+import pillow_heif
 
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-    pillow_heif = None
+pillow_heif.register_heif_opener()  # HEIC/HEIF from phones
 
 # Extensions a contributor may use for each format, so a lying name is caught.
 EXTENSIONS: dict[str, frozenset[str]] = {
@@ -128,10 +125,15 @@ def load_image(path: str | Path, settings: InputSettings, *, data: bytes | None 
     file = Path(path)
     raw = read_bytes(file, settings) if data is None else data
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            # Decoder warnings (corrupt EXIF, odd chunks) become notes on the image, not stderr noise;
+            # a decompression-bomb warning refuses the file.
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(raw))
-            return _decode(opened, file, settings)
+            loaded = _decode(opened, file, settings)
+        notes = tuple(dict.fromkeys(f"decoder warning: {w.message}" for w in caught if issubclass(w.category, UserWarning)))
+        return LoadedImage(loaded.pixels, loaded.format, loaded.frames, loaded.orientation, loaded.notes + notes)
     except (UnreadableImage, UnsupportedFormat):
         raise
     except UnidentifiedImageError as error:
@@ -175,11 +177,29 @@ def _decode(opened: Image.Image, file: Path, settings: InputSettings) -> LoadedI
     opened.seek(0)
     orientation = _orientation(opened)
     opened.load()
-    upright = ImageOps.exif_transpose(opened) if orientation in range(2, 9) else opened
+    upright = _apply_orientation(opened, orientation, file)
     if orientation not in range(0, 9):
         notes.append(f"ignored invalid EXIF orientation {orientation}")
     pixels = _to_srgb_rgb(upright, notes)
     return LoadedImage(np.ascontiguousarray(pixels), fmt, frames, orientation, tuple(notes))
+
+
+def _apply_orientation(image: Image.Image, orientation: int, file: Path) -> Image.Image:
+    """Rotate/flip to upright by EXIF orientation 2..8; 0, 1 and invalid values leave it as stored."""
+    if orientation not in range(2, 9):
+        return image
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }[orientation]
+    transposed = image.transpose(method)
+    transposed.info = dict(image.info)  # keep the ICC profile for colour conversion
+    return transposed
 
 
 def _orientation(image: Image.Image) -> int:

@@ -223,6 +223,23 @@ class Ledger:
             self._event(connection, case.contribution_id, "contribution_registered", "ingest", {"batch": batch})
             return case_id
 
+    def register_rejected_row(self, subject: str, *, batch: str, reasons: Sequence[str], detail: dict[str, Any]) -> None:
+        """Hold a ``cases.csv`` row that could not be parsed, under ``subject`` (``<batch>/row-<n>``).
+
+        It gets a contribution entry with status ``held`` so it is counted,
+        listed for review and never silently dropped; rerunning updates it.
+        """
+        with self._begin() as connection:
+            exists = connection.execute(
+                sa.select(contributions.c.contribution_id).where(contributions.c.contribution_id == subject)
+            ).first()
+            values = {"case_json": _dumps(detail), "status": Status.HELD, "reasons": _dumps(list(reasons)), "batch": batch, "updated_at": _now()}
+            if exists is None:
+                connection.execute(contributions.insert().values(contribution_id=subject, case_id=secrets.randbits(63) or 1, **values))
+            else:
+                connection.execute(contributions.update().where(contributions.c.contribution_id == subject).values(**values))
+            self._event(connection, subject, "row_rejected", "ingest", {"reasons": list(reasons)})
+
     def set_contribution_status(self, contribution_id: str, outcome_status: Status, reasons: Sequence[str], *, actor: str) -> None:
         """Set a contribution's status (held for under-age, suppressed, …) with an audit event."""
         with self._begin() as connection:

@@ -212,7 +212,16 @@ def ingest_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
     input_root = Path(input_dir)
     batch = input_root.resolve().name
     cases, row_problems = read_cases(input_root / CASES_FILE)
-    problems: list[tuple[str, str]] = [(where, str(error)) for where, error in row_problems]
+    problems: list[tuple[str, str]] = []
+    for problem in row_problems:
+        problems.append((problem.where, str(problem.error)))
+        kept = _keep_named_originals(input_root, workspace, config, problem.image_names)
+        ledger.register_rejected_row(
+            f"{batch}/row-{problem.row}",
+            batch=batch,
+            reasons=[problem.error.reason],
+            detail={"contribution_id": problem.contribution_id, "images": list(problem.image_names), "originals": kept},
+        )
     tasks: list[ImageTask] = []
     done: list[str] = []
     for case in cases:
@@ -241,6 +250,21 @@ def ingest_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
             tasks.append(ImageTask(record.image_id, case.contribution_id, case_image.file, str(original), tuple(sorted(case.body_parts))))
     logger.info("ingested batch %s: %d image(s) to process, %d already done, %d problem(s)", batch, len(tasks), len(done), len(problems))
     return IngestResult(batch, tuple(tasks), tuple(done), tuple(problems))
+
+
+def _keep_named_originals(input_root: Path, workspace: Workspace, config: Config, names: Sequence[str]) -> list[str]:
+    """Keep (privately) the images a rejected row names, where they can be read safely; return their digests."""
+    kept: list[str] = []
+    for name in names:
+        try:
+            source = resolve_image_path(input_root, name)
+            data = read_bytes(source, config.input)
+        except InputError:
+            continue
+        digest = sha256_hex(data)
+        _keep_original(workspace, digest, source.suffix.lower(), data)
+        kept.append(digest)
+    return kept
 
 
 def _keep_original(workspace: Workspace, digest: str, suffix: str, data: bytes) -> Path:
