@@ -35,6 +35,7 @@ class InputSettings:
     max_pixels: int
     max_file_bytes: int
     multi_frame: Literal["first", "hold"]
+    trailing_data: Literal["hold_unknown", "hold_any", "ignore"] = "hold_unknown"
 
     def __post_init__(self) -> None:
         _require(self.max_pixels > 0, "input.max_pixels", "must be positive")
@@ -47,9 +48,11 @@ class OutputSettings:
 
     format: Literal["png", "jpeg"]
     jpeg_quality: int
+    png_compress_level: int = 3
 
     def __post_init__(self) -> None:
         _require(1 <= self.jpeg_quality <= 95, "output.jpeg_quality", "must be in 1..95")
+        _require(0 <= self.png_compress_level <= 9, "output.png_compress_level", "must be in 0..9")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +95,30 @@ class KindRule:
 
 @dataclass(frozen=True, slots=True)
 class CropSettings:
-    """Limits on a lesion-preserving crop."""
+    """Limits on a lesion-preserving crop, its scoring, and what to do when none fits.
+
+    A crop keeps at least ``min_area_frac`` of the image, is at least
+    ``min_side_px`` on its short side and at most ``max_aspect`` long side to
+    short side. With ``keep_centre`` it must contain the image centre
+    (contributors centre the finding). Among the candidates the planner scores
+    ``area_frac + centre_weight * closeness_to_centre + skin_weight * skin_kept_frac``.
+    When no crop fits, the image gets ``fallback`` (``redact`` or ``hold``).
+    """
 
     min_area_frac: float
     min_side_px: int
     max_aspect: float
+    keep_centre: bool
+    centre_weight: float
+    skin_weight: float
+    fallback: Literal["redact", "hold"]
 
     def __post_init__(self) -> None:
         _require(0.0 < self.min_area_frac <= 1.0, "policy.crop.min_area_frac", "must be in (0, 1]")
+        _require(self.min_side_px >= 1, "policy.crop.min_side_px", "must be at least 1")
         _require(self.max_aspect >= 1.0, "policy.crop.max_aspect", "must be >= 1")
+        _require(0.0 <= self.centre_weight <= 10.0, "policy.crop.centre_weight", "must be in 0..10")
+        _require(0.0 <= self.skin_weight <= 10.0, "policy.crop.skin_weight", "must be in 0..10")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +141,65 @@ class PolicySettings:
 
 @dataclass(frozen=True, slots=True)
 class MatchSettings:
-    """Public-copy and duplicate matching."""
+    """Public-copy and duplicate matching (see :mod:`deid.match`).
+
+    Distances are Hamming bits between 64-bit perceptual hashes. A candidate
+    at or below ``max_distance_bits`` is a copy unless geometric verification
+    rejects it; one up to ``review_distance_bits`` is a copy only when
+    verified, and otherwise held for review.
+    """
 
     index_dir: str
     max_distance_bits: int
     review_distance_bits: int
+    thumbnail_side_px: int
+    trim_borders: bool
+    reference_crop_sides: tuple[float, ...]
+    reference_crop_grids: tuple[int, ...]
+    max_candidates: int
+    verify: bool
+    verify_side_px: int
+    verify_features: int
+    verify_min_inliers: int
+    verify_min_inlier_frac: float
+    keep_duplicate: Literal["first", "largest"]
+    commit_every: int
+    web_provider: Literal["none", "cloud_vision"]
+    web_endpoint: str
+    web_api_key_env: str
+    web_timeout_s: float
+    web_max_results: int
 
     def __post_init__(self) -> None:
         _require(0 <= self.max_distance_bits <= self.review_distance_bits <= 64, "match", "needs 0 <= max_distance_bits <= review_distance_bits <= 64")
+        _require(64 <= self.thumbnail_side_px <= 2048, "match.thumbnail_side_px", "must be in 64..2048")
+        _require(all(0.3 <= side < 1.0 for side in self.reference_crop_sides), "match.reference_crop_sides", "must each be in [0.3, 1)")
+        _require(
+            len(self.reference_crop_grids) == len(self.reference_crop_sides) and all(1 <= g <= 5 for g in self.reference_crop_grids),
+            "match.reference_crop_grids",
+            "needs one grid size in 1..5 per reference_crop_sides entry",
+        )
+        _require(self.max_candidates >= 1, "match.max_candidates", "must be at least 1")
+        _require(128 <= self.verify_side_px <= 4096, "match.verify_side_px", "must be in 128..4096")
+        _require(self.verify_features >= 100, "match.verify_features", "must be at least 100")
+        _require(self.verify_min_inliers >= 4, "match.verify_min_inliers", "must be at least 4 (a homography needs 4 points)")
+        _require(0.0 < self.verify_min_inlier_frac <= 1.0, "match.verify_min_inlier_frac", "must be in (0, 1]")
+        _require(self.commit_every >= 1, "match.commit_every", "must be at least 1")
+        _require(self.web_timeout_s > 0, "match.web_timeout_s", "must be positive")
+        _require(1 <= self.web_max_results <= 1000, "match.web_max_results", "must be in 1..1000")
 
 
 @dataclass(frozen=True, slots=True)
 class DemographicsSettings:
-    """Bucketing and k-anonymity of self-reported answers."""
+    """Bucketing, small-cell mitigation, free text and k-anonymity of self-reported answers.
+
+    ``hierarchies`` maps a quasi-identifier to its generalisation levels: level
+    ``i`` maps a value to a coarser one; keys are exact values, ``"*"`` (any)
+    or ``"*,*"`` (any multi-select combination); what ``"*"`` maps to on the
+    last level is the blanked value (see :mod:`deid.anonymity`). With ``l`` above
+    1, every class also needs ``l`` distinct values of ``sensitive_column``.
+    ``names`` and the lines of ``names_file`` are scrubbed from kept free text.
+    """
 
     k: int
     min_age: int
@@ -143,9 +207,23 @@ class DemographicsSettings:
     min_sex_cell: int
     min_race_cell: int
     keep_free_text: bool
+    source: str = "deid"
+    l: int = 1  # noqa: E741 - the letter of l-diversity
+    sensitive_column: str = ""
+    hierarchies: Mapping[str, tuple[Mapping[str, str], ...]] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    names_file: str = ""
 
     def __post_init__(self) -> None:
         _require(self.k >= 1, "demographics.k", "must be at least 1")
+        _require(self.l >= 1, "demographics.l", "must be at least 1 (1 turns l-diversity off)")
+        _require(self.min_sex_cell >= 1 and self.min_race_cell >= 1, "demographics.min_*_cell", "must be at least 1")
+        _require(
+            all(levels for levels in self.hierarchies.values()),
+            "demographics.hierarchies",
+            "needs at least one level per attribute",
+        )
+        _require(self.l == 1 or bool(self.sensitive_column), "demographics.sensitive_column", "must be set when l > 1")
 
 
 @dataclass(frozen=True, slots=True)

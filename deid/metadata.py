@@ -67,7 +67,6 @@ SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
 # zlib level for release PNGs. Measured on a 12 MP phone photo here: level 6 takes 3.6 s and
 # 6.7 MB, level 3 takes 1.7 s and 7.5 MB, level 1 takes 1.2 s and 8.1 MB. Level 3 halves the
 # encode, the largest single cost of stripping, for 12% more bytes. (Lossless either way.)
-PNG_COMPRESS_LEVEL = 3
 # Vendor blocks (MakerNote, APPn such as FLIR or GoPro) are not parsed: their layouts are private and many.
 # They are reported as opaque device blocks and, like everything else, never reach a release.
 _OPAQUE_BLOCK = "unparsed vendor block (may hold serials, owner, location, previews)"
@@ -213,7 +212,7 @@ def encode_clean(pixels: RGBImage, settings: OutputSettings) -> bytes:
     image = Image.fromarray(pixels, "RGB")
     buffer = io.BytesIO()
     if settings.format == "png":
-        image.save(buffer, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
+        image.save(buffer, format="PNG", optimize=False, compress_level=settings.png_compress_level)
     else:
         image.save(buffer, format="JPEG", quality=settings.jpeg_quality, optimize=False, progressive=False)
     return buffer.getvalue()
@@ -1070,4 +1069,21 @@ def _icc_text(profile: bytes, where: tuple[int, int] | None) -> str:
     if body[:4] == b"text":
         return body[8:].rstrip(b"\x00").decode("latin-1", "replace")
     return ""
+
+
+KNOWN_APPENDICES = ("an appended JPEG image", "an appended video or HEIF image", "zero padding")
+"""Trailing data phones write legitimately (MPF previews, motion photos, padding)."""
+
+
+def trailing_data(report: MetadataReport) -> str | None:
+    """Describe the bytes after the end of the image, or ``None`` when there are none."""
+    for container in report.containers:
+        if container.kind == "trailing":
+            return f"{container.size} bytes after the image: {container.detail}"
+    return None
+
+
+def is_known_appendix(description: str) -> bool:
+    """True when trailing data is something phones append legitimately, not a polyglot payload."""
+    return any(known in description for known in KNOWN_APPENDICES)
 

@@ -15,9 +15,7 @@ review) or nowhere (excluded). Any error holds the image (fail closed).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import time
@@ -27,17 +25,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from deid import demographics
 from deid.cases import read_cases, resolve_image_path
 from deid.config import Config, load_config
-from deid.detect import Detector, build_detectors, detect_regions
-from deid.errors import DeidError, InputError
+from deid.crop import estimate_skin_mask
+from deid.demographics import build_release_table, read_release_csv, write_release_csv
+from deid.detect import Detector, build_detectors, detect_regions, make_detection_copy
+from deid.errors import DeidError, InputError, UnsupportedFormat
 from deid.io import load_image, read_bytes
 from deid.ledger import Ledger, ledger_url
-from deid.metadata import SUFFIXES, encode_clean
+from deid.metadata import (
+    SUFFIXES,
+    MetadataReport,
+    aggregate_metadata,
+    encode_clean,
+    inspect_metadata,
+    is_known_appendix,
+    trailing_data,
+)
 from deid.policy import apply_policy
+from deid.preview import is_preview_needed, write_preview
 from deid.redact import render_decision
+from deid.skin_tone import estimate_skin_tone
 from deid.types import Action, Case, Decision, Region, Status
+from deid.verify import verify_clean
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +124,8 @@ class ImageResult:
     width: int | None = None
     height: int | None = None
     image_format: str | None = None
+    kept_metadata: dict[str, Any] | None = None
+    skin_tone: dict[str, Any] | None = None
     seconds: float = 0.0
 
 
@@ -143,6 +155,7 @@ class BatchSummary:
     cases_held: int = 0
     items: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
+    anonymity: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for ``deid run --json``."""
@@ -162,6 +175,7 @@ class BatchSummary:
             },
             "items": self.items,
             "problems": self.problems,
+            "anonymity": self.anonymity,
         }
 
     def to_text(self) -> str:
@@ -180,6 +194,11 @@ class BatchSummary:
                 lines.append(f"  - {item['original_name']}: {item['status']} {item['action'] or ''} ({why})")
         for problem in self.problems:
             lines.append(f"  ! {problem['where']}: {problem['problem']}")
+        if self.anonymity:
+            lines.append(
+                f"  k-anonymity: k={self.anonymity.get('k_achieved')} (target {self.anonymity.get('k_target')}), "
+                f"information loss {self.anonymity.get('information_loss')}"
+            )
         lines.append(f"staged output: {Path(self.workspace) / 'staged'}")
         return "\n".join(lines)
 
@@ -247,8 +266,22 @@ def ingest_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
             if _is_finished(record.status, record.reasons, record.staged_name, workspace):
                 done.append(record.image_id)
                 continue
-            tasks.append(ImageTask(record.image_id, case.contribution_id, case_image.file, str(original), tuple(sorted(case.body_parts))))
-    logger.info("ingested batch %s: %d image(s) to process, %d already done, %d problem(s)", batch, len(tasks), len(done), len(problems))
+            tasks.append(
+                ImageTask(
+                    record.image_id,
+                    case.contribution_id,
+                    case_image.file,
+                    str(original),
+                    tuple(sorted(case.body_parts)),
+                )
+            )
+    logger.info(
+        "ingested batch %s: %d image(s) to process, %d already done, %d problem(s)",
+        batch,
+        len(tasks),
+        len(done),
+        len(problems),
+    )
     return IngestResult(batch, tuple(tasks), tuple(done), tuple(problems))
 
 
@@ -333,21 +366,63 @@ def _with_seconds(result: ImageResult, seconds: float) -> ImageResult:
     return ImageResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "seconds": seconds})
 
 
+def _check_trailing_data(path: Path, report: MetadataReport, config: Config) -> None:
+    """Hold polyglots: an image followed by an archive, HTML or unknown bytes (per ``input.trailing_data``)."""
+    trailing = trailing_data(report)
+    if trailing is None or config.input.trailing_data == "ignore":
+        return
+    if config.input.trailing_data == "hold_any" or not is_known_appendix(trailing):
+        raise UnsupportedFormat(
+            f"polyglot: {trailing}", path=path, hint="input.trailing_data; release files never carry these bytes"
+        )
+
+
 def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: Sequence[Detector]) -> ImageResult:
-    loaded = load_image(Path(task.original_path), config.input)
-    found = detect_regions(loaded.pixels, detectors, max_side_px=config.detection.max_side_px)
-    decision = apply_policy(found, config.policy, body_parts=task.body_parts)
+    source = Path(task.original_path)
+    raw = read_bytes(source, config.input)
+    report = inspect_metadata(source, data=raw)
+    _check_trailing_data(source, report, config)
+    loaded = load_image(source, config.input, data=raw)
+    pixels = loaded.pixels
+    found = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px)
+    decision = apply_policy(
+        found, config.policy, body_parts=task.body_parts, image_shape=pixels.shape, skin_mask=estimate_skin_mask(pixels)
+    )
     reasons = (*loaded.notes, *decision.reasons)
-    base = {"regions": tuple(found), "width": loaded.width, "height": loaded.height, "image_format": loaded.format}
+    base: dict[str, Any] = {
+        "regions": tuple(found),
+        "width": loaded.width,
+        "height": loaded.height,
+        "image_format": loaded.format,
+        "kept_metadata": aggregate_metadata(report),
+    }
+    preview = workspace.previews / f"{task.image_id}.png"
     if decision.action is Action.EXCLUDE:
-        return ImageResult(task.image_id, Status.EXCLUDED, reasons, decision, **base)  # type: ignore[arg-type]
-    rendered = render_decision(loaded.pixels, decision, config.policy)
+        write_preview(pixels, found, decision, None, preview)
+        return ImageResult(task.image_id, Status.EXCLUDED, reasons, decision, **base)
+    rendered = render_decision(pixels, decision, config.policy)
+    if is_preview_needed(decision):
+        write_preview(pixels, found, decision, rendered, preview)
+    small, _ = make_detection_copy(rendered, max_side_px=512)
+    tone = estimate_skin_tone(small, fill_rgb=config.policy.fill_rgb).to_json()
     data = encode_clean(rendered, config.output)
+    verdict = verify_clean(data, path=source, decode=False)
+    if not verdict.ok:  # never expected: a fresh encode carries nothing; fail closed if it ever does
+        raise DeidError("encoded output failed verification: " + "; ".join(verdict.problems), path=source)
     name = f"{task.image_id}{SUFFIXES[config.output.format]}"
     status = Status.HELD if decision.action is Action.HOLD else Status.OK
     target = (workspace.held if status is Status.HELD else workspace.staged_images) / name
     _write_atomic(target, data)
-    return ImageResult(task.image_id, status, reasons, decision, output_name=name, output_sha256=sha256_hex(data), **base)  # type: ignore[arg-type]
+    return ImageResult(
+        task.image_id,
+        status,
+        reasons,
+        decision,
+        output_name=name,
+        output_sha256=sha256_hex(data),
+        skin_tone=tone,
+        **base,
+    )
 
 
 def record_image_result(ledger: Ledger, result: ImageResult) -> None:
@@ -364,24 +439,88 @@ def record_image_result(ledger: Ledger, result: ImageResult) -> None:
         width=result.width,
         height=result.height,
         image_format=result.image_format,
+        kept_metadata=result.kept_metadata,
+        skin_tone=result.skin_tone,
     )
 
 
-def finish_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult) -> BatchSummary:
-    """Collapse duplicates, write ``staged/cases.csv`` and ``staged/manifest.json``, and summarise.
+def finish_batch(
+    input_dir: str | Path, workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult
+) -> BatchSummary:
+    """Collapse duplicates, build the k-anonymous case table, write ``cases.csv`` and ``manifest.json``.
 
+    A contribution the demographics step holds (under age, no case id) or
+    suppresses (k-anonymity) has its staged images moved back to ``held/``,
+    so ``staged/`` holds exactly the images its ``cases.csv`` names.
     Deterministic: the same ledger gives byte-identical staged files, so a
     rerun changes nothing.
     """
     cases, _ = read_cases(Path(input_dir) / CASES_FILE)
     by_id = {case.contribution_id: case for case in cases}
-    _exclude_exact_duplicates(ledger, by_id)
-    summary = BatchSummary(batch=ingest.batch, workspace=str(workspace.root))
+    _exclude_exact_duplicates(ledger, workspace, by_id)
+    image_paths = {
+        cid: [
+            (f"images/{r.staged_name}", _shot_type(ledger, r.image_id))
+            for r in ledger.images(contribution_id=cid)
+            if r.status is Status.OK and r.staged_name
+        ]
+        for cid in by_id
+    }
+    table = build_release_table(
+        list(by_id.values()),
+        config.demographics,
+        case_ids=ledger.case_ids(),
+        image_paths=image_paths,
+        release=ingest.batch,
+        earlier_rows=earlier_release_rows(workspace),
+    )
+    withheld = {
+        **{cid: f"case held: {why}" for cid, why in table.held.items()},
+        **{cid: f"case suppressed: {why}" for cid, why in table.suppressed.items()},
+    }
+    for contribution_id, reason in withheld.items():
+        _withhold_case(ledger, workspace, contribution_id, reason)
+    write_release_csv(table, workspace.staged / CASES_FILE, include_earlier=False)
+    write_manifest(workspace.staged)
+    return _summarise(ingest, workspace, ledger, by_id, len(table.rows), table.report.to_json())
+
+
+def earlier_release_rows(workspace: Workspace) -> list[dict[str, str]]:
+    """Rows of every earlier release kept in ``<workspace>/releases/*/cases.csv`` (public, so they count for k)."""
+    rows: list[dict[str, str]] = []
+    for path in sorted((workspace.root / "releases").glob(f"*/{CASES_FILE}")):
+        rows.extend(read_release_csv(path))
+    return rows
+
+
+def _shot_type(ledger: Ledger, image_id: str) -> str:
+    return str(ledger.image_details(image_id).get("shot_type") or "")
+
+
+def _withhold_case(ledger: Ledger, workspace: Workspace, contribution_id: str, reason: str) -> None:
+    """Move a withheld case's staged images to ``held/`` and record why."""
+    current = ledger.contribution_status(contribution_id)
+    if current is None or current != (Status.HELD, (reason,)):
+        ledger.set_contribution_status(contribution_id, Status.HELD, [reason], actor="demographics")
+    for record in ledger.images(contribution_id=contribution_id):
+        if record.status is Status.OK and record.staged_name:
+            staged = workspace.staged_images / record.staged_name
+            if staged.exists():
+                staged.replace(workspace.held / record.staged_name)
+            ledger.set_image_status(record.image_id, Status.HELD, [reason], actor="demographics")
+
+
+def _summarise(
+    ingest: IngestResult,
+    workspace: Workspace,
+    ledger: Ledger,
+    cases: Mapping[str, Case],
+    rows: int,
+    anonymity: dict[str, Any],
+) -> BatchSummary:
+    summary = BatchSummary(batch=ingest.batch, workspace=str(workspace.root), anonymity=anonymity)
     summary.problems = [{"where": where, "problem": problem} for where, problem in ingest.problems]
-    records = [r for cid in by_id for r in ledger.images(contribution_id=cid)]
-    staged_by_case: dict[str, list[tuple[str, str]]] = {}
-    for record in records:
-        details = ledger.image_details(record.image_id)
+    for record in (r for cid in cases for r in ledger.images(contribution_id=cid)):
         summary.images_in += 1
         summary.items.append(
             {
@@ -394,92 +533,44 @@ def finish_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
                 "output": record.staged_name,
             }
         )
-        if record.status is Status.OK and record.staged_name:
+        if record.status is Status.OK:
             summary.released += 1
             summary.redacted += record.action is Action.REDACT
             summary.cropped += record.action is Action.CROP
-            shot = details.get("shot_type") or ""
-            staged_by_case.setdefault(record.contribution_id, []).append((f"images/{record.staged_name}", shot))
         elif record.status is Status.HELD:
             summary.held += 1
         else:
             summary.excluded += 1
-    rows = _release_rows(by_id, staged_by_case, ledger, config, ingest.batch)
-    summary.cases_staged = len(rows)
-    summary.cases_held = len(by_id) - len(rows)
-    _write_cases_csv(workspace.staged / CASES_FILE, rows)
-    write_manifest(workspace.staged)
+    summary.cases_staged = rows
+    summary.cases_held = len(cases) - rows + len(ingest.problems)
     return summary
 
 
-def _exclude_exact_duplicates(ledger: Ledger, cases: Mapping[str, Case]) -> None:
-    """Within the batch, keep the first copy of byte-identical images; exclude the rest."""
+def _exclude_exact_duplicates(ledger: Ledger, workspace: Workspace, cases: Mapping[str, Case]) -> None:
+    """Within the batch, keep the first copy of byte-identical images; exclude the rest.
+
+    An excluded copy's candidate file is removed from ``staged/`` and ``held/``;
+    its original stays in ``originals/``.
+    """
     first_seen: dict[str, str] = {}
     for contribution_id in cases:
         for record in ledger.images(contribution_id=contribution_id):
             keeper = first_seen.setdefault(record.sha256, record.image_id)
             if keeper != record.image_id and record.status is not Status.EXCLUDED:
+                if record.staged_name:
+                    for folder in (workspace.staged_images, workspace.held):
+                        (folder / record.staged_name).unlink(missing_ok=True)
                 ledger.set_image_status(
                     record.image_id, Status.EXCLUDED, [f"duplicate: same bytes as image {keeper}"], actor="dedup"
                 )
 
 
-RELEASE_COLUMNS = (
-    "case_id",
-    "source",
-    "release",
-    "year",
-    "age_group",
-    "image_1_path",
-    "image_2_path",
-    "image_3_path",
-    "image_1_shot_type",
-    "image_2_shot_type",
-    "image_3_shot_type",
-)
-
-
-def _release_rows(
-    cases: Mapping[str, Case],
-    staged: Mapping[str, list[tuple[str, str]]],
-    ledger: Ledger,
-    config: Config,
-    batch: str,
-) -> list[dict[str, str]]:
-    case_ids = ledger.case_ids()
-    rows: list[dict[str, str]] = []
-    for contribution_id, case in cases.items():
-        images = staged.get(contribution_id, [])
-        status = ledger.contribution_status(contribution_id)
-        if not images or (status and status[0] is not Status.OK):
-            continue
-        row = {
-            "case_id": str(case_ids[contribution_id]),
-            "source": "deid",
-            "release": batch,
-            "year": demographics.year_of(case.submitted_at),
-            "age_group": demographics.bucket_age(case.age),
-        }
-        for index in range(3):
-            path, shot = images[index] if index < len(images) else ("", "")
-            row[f"image_{index + 1}_path"] = path
-            row[f"image_{index + 1}_shot_type"] = shot
-        rows.append(row)
-    return sorted(rows, key=lambda r: int(r["case_id"]))
-
-
-def _write_cases_csv(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RELEASE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(path, buffer.getvalue().encode("utf-8"))
-
-
 def write_manifest(staged: Path) -> Path:
     """Write ``manifest.json`` with the SHA-256 and size of every staged file, sorted by path."""
     files = {}
-    for path in sorted(p for p in staged.rglob("*") if p.is_file() and p.name != MANIFEST_FILE and not p.name.endswith(".partial")):
+    for path in sorted(
+        p for p in staged.rglob("*") if p.is_file() and p.name != MANIFEST_FILE and not p.name.endswith(".partial")
+    ):
         data = path.read_bytes()
         files[path.relative_to(staged).as_posix()] = {"sha256": sha256_hex(data), "bytes": len(data)}
     manifest = staged / MANIFEST_FILE

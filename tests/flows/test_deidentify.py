@@ -12,6 +12,7 @@ import pytest
 from tests.assertions import assert_no_metadata_segments
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+K1 = Path(__file__).with_name("k1.toml")
 
 
 @pytest.fixture
@@ -49,11 +50,14 @@ def _logs_of(flow_run_id: object, *, expect: str) -> list[str]:
     return messages
 
 
-def test_flow_runs_green_holds_bad_input_and_surfaces_deid_logs(prefect_harness: None, small_batch: Path, tmp_path: Path) -> None:
+def test_flow_runs_green_holds_bad_input_and_surfaces_deid_logs(
+    prefect_harness: None, small_batch: Path, tmp_path: Path
+) -> None:
     from flows.deidentify import RunParameters, deidentify
 
     workspace = tmp_path / "workspace"
-    state = deidentify(RunParameters(input_dir=str(small_batch), workspace=str(workspace)), return_state=True)
+    params = RunParameters(input_dir=str(small_batch), workspace=str(workspace), config_path=str(K1))
+    state = deidentify(params, return_state=True)
     assert state.is_completed(), "held is not failed: bad input never fails the run"
     summary = state.result()
     assert summary.images_in == 7
@@ -63,9 +67,11 @@ def test_flow_runs_green_holds_bad_input_and_surfaces_deid_logs(prefect_harness:
     for path in (workspace / "staged" / "images").iterdir():
         assert_no_metadata_segments(path.read_bytes())
     messages = _logs_of(state.state_details.flow_run_id, expect="ingested batch")
-    assert any("ingested batch" in message for message in messages), "INFO lines from the deid logger reach the run logs"
+    assert any("ingested batch" in message for message in messages), (
+        "INFO lines from the deid logger reach the run logs"
+    )
 
-    rerun = deidentify(RunParameters(input_dir=str(small_batch), workspace=str(workspace)), return_state=True)
+    rerun = deidentify(params, return_state=True)
     assert rerun.result().to_json()["counts"] == summary.to_json()["counts"]
     rerun_logs = _logs_of(rerun.state_details.flow_run_id, expect="0 image(s) to process")
     assert any("0 image(s) to process" in message for message in rerun_logs), "a rerun processes nothing"
