@@ -20,7 +20,7 @@ import pytest
 
 from deid.config import DetectorSettings, load_config
 from deid.detect import DETECTORS, build_detectors, detect_regions
-from deid.detect.tattoos import InkTattooDetector
+from deid.detect.tattoos import _OPTIONS, InkTattooDetector
 from deid.errors import ConfigError
 from deid.io import load_image
 from deid.types import Box, Region, RegionKind, RGBImage
@@ -37,20 +37,26 @@ def make_skin(rgb: tuple[int, int, int], seed: int, shape: tuple[int, int] = (48
     """Skin of colour ``rgb`` with soft shading, a curved limb's falloff and pores."""
     rng = np.random.default_rng(seed)
     height, width = shape
-    low = cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 40)
-    low /= float(np.abs(low).max()) + 1e-6
+    low = np.asarray(cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 40), np.float32)
+    low = low / (float(np.abs(low).max()) + 1e-6)
     across = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
     pores = cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 1.2) * 0.03
     shade = 1.0 + 0.07 * low - 0.08 * across**2 + pores
-    return np.asarray(rgb, np.float32)[None, None, :] * shade[..., None] * np.ones((height, width, 1), np.float32)
+    skin: FloatImage = (
+        np.asarray(rgb, np.float32)[None, None, :] * shade[..., None] * np.ones((height, width, 1), np.float32)
+    )
+    return skin
 
 
-def add_ink(skin: FloatImage, mask: npt.NDArray[np.generic], transmission: tuple[float, float, float], *, blur: float = 1.0) -> FloatImage:
+def add_ink(
+    skin: FloatImage, mask: npt.NDArray[np.generic], transmission: tuple[float, float, float], *, blur: float = 1.0
+) -> FloatImage:
     """Multiply ``skin`` by ``transmission`` where ``mask`` is 1 (softened by ``blur`` px)."""
     weight = mask.astype(np.float32)
     if blur:
-        weight = cv2.GaussianBlur(weight, (0, 0), blur)
-    return skin * (1 - weight[..., None] * (1 - np.asarray(transmission, np.float32)))
+        weight = np.asarray(cv2.GaussianBlur(weight, (0, 0), blur), np.float32)
+    inked: FloatImage = skin * (1 - weight[..., None] * (1 - np.asarray(transmission, np.float32)))
+    return inked
 
 
 def to_image(pixels: FloatImage) -> RGBImage:
@@ -66,7 +72,7 @@ def mask_box(*masks: npt.NDArray[np.uint8]) -> Box:
 def lettering_tattoo() -> Case:
     """A name and a year in serif capitals, black ink on light skin."""
     mask = np.zeros((480, 640), np.uint8)
-    cv2.putText(mask, "Maria 1987", (110, 260), cv2.FONT_HERSHEY_TRIPLEX, 2.0, 1, 3, cv2.LINE_AA)
+    cv2.putText(mask, "Maria 1987", (110, 260), cv2.FONT_HERSHEY_TRIPLEX, 2.0, (1,), 3, cv2.LINE_AA)
     return to_image(add_ink(make_skin((224, 172, 150), 1), mask, BLACK_INK)), mask_box(mask)
 
 
@@ -78,15 +84,23 @@ def coloured_tattoo() -> Case:
     for k in range(5):
         angle = k * 2 * np.pi / 5
         centre = (int(cx + 35 * np.cos(angle)), int(cy + 35 * np.sin(angle)))
-        cv2.ellipse(petals, centre, (32, 20), float(np.degrees(angle)), 0, 360, 1, -1)
-        cv2.ellipse(outline, centre, (32, 20), float(np.degrees(angle)), 0, 360, 1, 2)
+        cv2.ellipse(petals, centre, (32, 20), float(np.degrees(angle)), 0, 360, (1,), -1)
+        cv2.ellipse(outline, centre, (32, 20), float(np.degrees(angle)), 0, 360, (1,), 2)
     for side in (-1, 1):
-        leaf = np.array([[cx + side * 60, cy + 60], [cx + side * 110, cy + 100], [cx + side * 150, cy + 90], [cx + side * 110, cy + 60]], np.int32)
-        cv2.fillPoly(leaves, [leaf], 1)
-        cv2.polylines(outline, [leaf], True, 1, 2)
-    cv2.line(outline, (cx, cy + 20), (cx, cy + 150), 1, 4)
+        leaf = np.array(
+            [
+                [cx + side * 60, cy + 60],
+                [cx + side * 110, cy + 100],
+                [cx + side * 150, cy + 90],
+                [cx + side * 110, cy + 60],
+            ],
+            np.int32,
+        )
+        cv2.fillPoly(leaves, [leaf], (1,))
+        cv2.polylines(outline, [leaf], True, (1,), 2)
+    cv2.line(outline, (cx, cy + 20), (cx, cy + 150), (1,), 4)
     wave = np.array([[cx - 160 + 40 * i, cy - 100 - (30 if i % 2 else 0)] for i in range(9)], np.int32)
-    cv2.polylines(swirl, [wave], False, 1, 4)
+    cv2.polylines(swirl, [wave], False, (1,), 4)
     pixels = add_ink(skin, petals, (0.85, 0.3, 0.35))
     pixels = add_ink(pixels, leaves, (0.45, 0.8, 0.55))
     pixels = add_ink(pixels, swirl, (0.25, 0.45, 0.8))
@@ -100,17 +114,29 @@ def dark_skin_dark_ink() -> Case:
     for row in range(4):
         y = 170 + 45 * row
         points = np.array([[160 + 40 * i, y + (18 if i % 2 else -18)] for i in range(9)], np.int32)
-        cv2.polylines(mask, [points], False, 1, 7)
-    cv2.circle(mask, (320, 270), 55, 1, 5)
+        cv2.polylines(mask, [points], False, (1,), 7)
+    cv2.circle(mask, (320, 270), 55, (1,), 5)
     return to_image(add_ink(make_skin((96, 64, 48), 3), mask, (0.45, 0.5, 0.55))), mask_box(mask)
+
+
+def solid_blackwork() -> Case:
+    """Solid black tribal shapes with spikes, no linework (found by the coarse fill pass)."""
+    mask = np.zeros((480, 640), np.uint8)
+    for centre_x in (240, 400):
+        spikes = [
+            (centre_x + 70 * np.cos(a) * (1.6 if k % 2 else 0.6), 240 + 70 * np.sin(a) * (1.6 if k % 2 else 0.6))
+            for k, a in enumerate(np.linspace(0, 2 * np.pi, 10, endpoint=False))
+        ]
+        cv2.fillPoly(mask, [np.array(spikes, np.int32)], (1,))
+    return to_image(add_ink(make_skin((205, 160, 120), 8), mask, BLACK_INK)), mask_box(mask)
 
 
 def mole() -> Case:
     """A brown naevus and three freckles."""
     mask = np.zeros((480, 640), np.uint8)
-    cv2.ellipse(mask, (300, 240), (16, 13), 20, 0, 360, 1, -1)
+    cv2.ellipse(mask, (300, 240), (16, 13), 20, 0, 360, (1,), -1)
     for x, y in [(150, 120), (470, 330), (420, 140)]:
-        cv2.circle(mask, (x, y), 3, 1, -1)
+        cv2.circle(mask, (x, y), 3, (1,), -1)
     return to_image(add_ink(make_skin((225, 180, 155), 4), mask, MELANIN, blur=2.0)), Box(280, 223, 320, 257)
 
 
@@ -129,14 +155,14 @@ def surgical_marker_outline() -> Case:
     """A hand-drawn gentian-violet ring around a pink-brown lesion (a pre-excision marking)."""
     skin = make_skin((226, 182, 158), 6)
     lesion = np.zeros((480, 640), np.uint8)
-    cv2.ellipse(lesion, (320, 240), (30, 22), 0, 0, 360, 1, -1)
+    cv2.ellipse(lesion, (320, 240), (30, 22), 0, 0, 360, (1,), -1)
     pixels = add_ink(skin, lesion, (0.75, 0.55, 0.45), blur=4)
     rng = np.random.default_rng(6)
     angles = np.linspace(0, 2 * np.pi, 60)
     radius = 95 + rng.normal(0, 3, angles.size).cumsum() * 0.3
     ring = np.stack([320 + 1.3 * radius * np.cos(angles), 240 + radius * np.sin(angles)], 1).astype(np.int32)
     marks = np.zeros((480, 640), np.uint8)
-    cv2.polylines(marks, [ring], True, 1, 3, cv2.LINE_AA)
+    cv2.polylines(marks, [ring], True, (1,), 3, cv2.LINE_AA)
     return to_image(add_ink(pixels, marks, GENTIAN_VIOLET)), Box(190, 130, 450, 350)
 
 
@@ -160,6 +186,7 @@ def covered_fraction(regions: list[Region], box: Box) -> float:
         pytest.param(lettering_tattoo, id="lettering"),
         pytest.param(coloured_tattoo, id="coloured"),
         pytest.param(dark_skin_dark_ink, id="dark-skin-dark-ink"),
+        pytest.param(solid_blackwork, id="solid-blackwork"),
     ],
 )
 def test_tattoo_is_found_where_it_was_drawn(detector: InkTattooDetector, make_case: Callable[[], Case]) -> None:
@@ -189,7 +216,7 @@ def test_skin_finding_is_not_a_tattoo(detector: InkTattooDetector, make_case: Ca
 
 def test_detect_does_not_mutate_and_maps_boxes_to_full_size(detector: InkTattooDetector) -> None:
     image, drawn = lettering_tattoo()
-    large = cv2.resize(image, (2560, 1920), interpolation=cv2.INTER_CUBIC)
+    large: RGBImage = np.asarray(cv2.resize(image, (2560, 1920), interpolation=cv2.INTER_CUBIC), np.uint8)
     before = large.copy()
     regions = detect_regions(large, [detector], max_side_px=1280)
     np.testing.assert_array_equal(large, before)
@@ -208,6 +235,31 @@ def test_detect_does_not_mutate_and_maps_boxes_to_full_size(detector: InkTattooD
 )
 def test_nothing_found_on_empty_images(detector: InkTattooDetector, image: RGBImage) -> None:
     assert detector.detect(image) == []
+
+
+@pytest.mark.parametrize(
+    "skin_rgb",
+    [
+        pytest.param((240, 200, 180), id="fitzpatrick-I"),
+        pytest.param((205, 160, 120), id="fitzpatrick-III"),
+        pytest.param((150, 100, 70), id="fitzpatrick-V"),
+        pytest.param((75, 50, 38), id="fitzpatrick-VI"),
+    ],
+)
+def test_lettering_found_on_every_skin_tone(detector: InkTattooDetector, skin_rgb: tuple[int, int, int]) -> None:
+    mask = np.zeros((480, 640), np.uint8)
+    cv2.putText(mask, "Forever", (150, 260), cv2.FONT_HERSHEY_COMPLEX, 2.2, (1,), 4, cv2.LINE_AA)
+    image = to_image(add_ink(make_skin(skin_rgb, 11), mask, BLACK_INK))
+    regions = detector.detect(image)
+    assert regions and covered_fraction(regions, mask_box(mask)) >= 0.7
+
+
+def test_shipped_options_match_code_defaults() -> None:
+    """default.toml lists every option with the value the code falls back to, so neither drifts."""
+    shipped = load_config().detection.detectors["tattoos.ink"].options
+    assert {key: float(value) for key, value in shipped.items()} == {
+        key: float(value) for key, value in _OPTIONS.items()
+    }
 
 
 def test_registered_and_enabled_by_default() -> None:
@@ -241,7 +293,11 @@ def test_devdata_image_level_figures(devdata: Path) -> None:
     config = load_config()
     detector = InkTattooDetector()
     found = {
-        name: bool(detect_regions(load_image(folder / name, config.input).pixels, [detector], max_side_px=config.detection.max_side_px))
+        name: bool(
+            detect_regions(
+                load_image(folder / name, config.input).pixels, [detector], max_side_px=config.detection.max_side_px
+            )
+        )
         for name in labels
     }
     positives = [name for name, label in labels.items() if label["has_tattoo"] == "yes"]

@@ -1,0 +1,522 @@
+"""Tattoo detection: sharp, neutral-or-cool ink strokes inside skin.
+
+No tattoo model ships in any wheel this project may use, and none may be
+downloaded, so this detector is built from what ink on skin looks like
+rather than learned. Every size is a fraction of the image, every threshold
+an option in ``[detection.detectors."tattoos.ink".options]``.
+
+1. **Working copy.** The detection copy is shrunk to ``work_side_px`` on its
+   long side (640: a 12-MP photo costs the same as a phone thumbnail).
+2. **Skin, per image.** Pixels in a broad YCrCb skin gamut (every skin tone)
+   seed this image's own skin model: the median CIELAB hue and chroma.
+   Skin is every pixel within ``skin_hue_deg`` of that hue with a chroma
+   within ``skin_chroma_ratio`` of it. The chroma floor keeps white sheets,
+   grey floors and walls out; the hue keeps clothing out.
+3. **Ink density.** A morphological closing of each RGB channel with a disc
+   ``stroke_kernel_frac`` wide estimates the skin that would be there
+   without thin dark structures; ``log(reference / pixel)`` is an optical
+   density. A closing only reveals structures narrower than its disc, so
+   large smooth areas (bruises, birthmarks, vitiligo, shading, big moles)
+   give nothing.
+   Bright non-skin (sheets, paper, rulers, walls) is blacked out before the
+   closing, so it never lends its brightness to the skin beside it: the
+   dark side of a limb against a white sheet is not ink.
+4. **Inside skin only.** Ink counts only where the skin mask, closed with a
+   ``hull_kernel_frac`` disc and with its holes filled, surrounds it: the
+   background beside a limb, clothing edges and floor tiles lie outside.
+   A second, coarse pass (``fill_kernel_frac``, 0 to switch off) adds solid
+   fills (tribal, blackwork): dense (``min_fill_density``), not skin-coloured
+   and not brown or red (``min_fill_neutrality``). Their medial axes become
+   strokes, so a round mole or a wound's eschar still makes no line art.
+5. **Strokes, grouped.** One-pixel threads (hairs, JPEG ringing) are opened
+   away, fragments whose skeleton is shorter than ``min_stroke_frac`` (pores,
+   freckles, the dots of a dermoscopic network, small moles) are dropped,
+   and the rest are grouped when closer than ``group_gap_frac``.
+6. **Score** = product of four ramps in ``[0, 1]``:
+
+   * *stroke length*: total skeleton length of the group;
+   * *neutrality*: red absorbed over blue absorbed, summed over a halo round
+     the strokes. Carbon black is a neutral absorber that looks blue under
+     the dermis, and blue, green and violet inks absorb red; melanin (moles,
+     naevi, melanoma, hair) and haemoglobin (wounds, rashes, bruises) absorb
+     blue far more. The halo matters because JPEG keeps colour at half
+     resolution and smears a thin stroke's colour onto its neighbours;
+   * *complexity*: strokes + junctions / 2, with wobble spurs pruned first.
+     A surgical-marker ring round a lesion is one loop with no junction;
+     lettering and line art are many strokes with many junctions;
+   * *backdrop*: the share of a ring just outside the ink that is bright
+     non-skin. Ink sits on skin or on more ink; print sits on paper (ruler
+     labels, dressings, documents held to the camera).
+
+   Groups scoring under ``min_score`` are not reported. Strong groups near
+   each other (``merge_gap_frac``) are joined, and weak groups touching them
+   absorbed, so the proposed box covers the whole piece.
+
+Measured on ``../shared/devdata/tattoos`` (``benchmarks/tattoos.py``) and on
+generated skin (``tests/detect/test_tattoos.py``). Known limits: solid
+fills are found only when dense and dark (faded blackwork is missed); pure red or yellow ink
+without darker linework reads as blood or melanin; strokes under about two
+pixels on the working copy are lost; faded ink on dark skin after strong
+JPEG compression loses the colour cue and is often missed; and on photos
+that are not of skin (food, fur, wood, printed pages on warm paper), dark
+line texture can be taken for ink. A flagged image goes to a reviewer with
+the proposed box (the default policy holds tattoos).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from deid.config import DetectorSettings
+from deid.detect.faces import read_options
+from deid.errors import ConfigError
+from deid.types import Box, Region, RegionKind, RGBImage
+
+_OPTIONS: dict[str, float] = {
+    "work_side_px": 640,
+    "skin_hue_deg": 30.0,
+    "skin_chroma_ratio": 0.45,
+    "stroke_kernel_frac": 0.035,
+    "hull_kernel_frac": 0.1,
+    "min_ink_density": 0.25,
+    "min_pixel_neutrality": 0.75,
+    "min_stroke_frac": 0.03,
+    "group_gap_frac": 0.03,
+    "spur_frac": 0.015,
+    "stroke_length_low": 0.15,
+    "stroke_length_high": 0.45,
+    "neutrality_low": 0.92,
+    "neutrality_high": 1.06,
+    "complexity_low": 2.0,
+    "complexity_high": 6.0,
+    "backdrop_low": 0.3,
+    "backdrop_high": 0.5,
+    "merge_gap_frac": 0.1,
+    "fill_kernel_frac": 0.15,
+    "min_fill_density": 0.5,
+    "min_fill_neutrality": 0.9,
+    "min_score": 0.3,
+}
+
+BoolMask = npt.NDArray[np.bool_]
+FloatImage = npt.NDArray[np.float32]
+
+# A classic YCrCb skin gamut (Chai and Ngan 1999), widened for dark skin; it
+# only seeds the per-image model, so it may be generous.
+_SEED_CR = (133.0, 180.0)
+_SEED_CB = (77.0, 135.0)
+_SEED_MIN_Y = 30.0
+_MIN_SEED_PIXELS = 200
+# Skin is never this grey (Lab chroma units), whatever the white balance.
+_MIN_SKIN_CHROMA = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class InkGroup:
+    """One candidate tattoo on the working copy, with the cues that scored it.
+
+    Lengths are fractions of the working copy's long side.
+    """
+
+    box: Box
+    stroke_length: float
+    strokes: int
+    junctions: int
+    neutrality: float
+    density: float
+    backdrop: float
+    score: float
+
+
+class InkTattooDetector:
+    """Tattoos as sharp, neutral-or-cool ink strokes surrounded by skin.
+
+    Parameters
+    ----------
+    settings
+        Options (all numbers, see ``_OPTIONS`` and the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown or non-numeric option.
+
+    Examples
+    --------
+    >>> detector = InkTattooDetector()
+    >>> detector.detect(np.full((200, 300, 3), (200, 150, 120), np.uint8))
+    []
+    """
+
+    name = "tattoos.ink"
+    version = "1"
+    kinds = frozenset({RegionKind.TATTOO})
+
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
+        self.options = read_options(settings or DetectorSettings(), _OPTIONS, self.name)
+        _check_options(self.options, self.name)
+
+    def detect(self, image: RGBImage) -> list[Region]:
+        """Return tattoo boxes in ``image`` pixels, best first; ``[]`` when none."""
+        height, width = image.shape[:2]
+        factor = max(height, width) / self.options["work_side_px"]
+        regions = []
+        for group in self.merge(self.analyse(image), side=max(height, width) / max(factor, 1.0)):
+            box = group.box.scale(factor).clip(image.shape) if factor > 1 else group.box.clip(image.shape)
+            note = (
+                f"ink strokes {group.strokes}, junctions {group.junctions}, "
+                f"stroke length {group.stroke_length:.2f} of the long side, neutrality {group.neutrality:.2f}"
+            )
+            regions.append(Region(RegionKind.TATTOO, box, round(group.score, 4), f"{self.name}@{self.version}", note))
+        return sorted(regions, key=lambda region: -region.score)
+
+    def analyse(self, image: RGBImage) -> list[InkGroup]:
+        """Every candidate ink group on the working copy, scored (for tuning and tests).
+
+        Boxes are in working-copy pixels; the copy is ``image`` itself when it is
+        already at most ``work_side_px`` long.
+        """
+        small = _shrink(image, int(self.options["work_side_px"]))
+        side = max(small.shape[:2])
+        kernel = _odd(self.options["stroke_kernel_frac"] * side)
+        skin = _skin_mask(small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"])
+        if skin is None:
+            return []
+        # Not skin and at least as bright: paper, labels, rulers, sheets, walls. Kept out of
+        # the skin reference, or the dark side of every limb against a white sheet is "ink".
+        lightness = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 0]
+        backdrop = ~skin & (lightness >= np.median(lightness[skin]))
+        density, neutrality, absorbed = _ink_density(small, kernel, exclude=backdrop)
+        inside = _inside_skin(skin, _odd(self.options["hull_kernel_frac"] * side))
+        ink = (
+            inside & (density >= self.options["min_ink_density"]) & (neutrality >= self.options["min_pixel_neutrality"])
+        )
+        # A 2x2 opening removes one-pixel threads: hairs and JPEG ringing.
+        ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+        if self.options["fill_kernel_frac"] > 0:
+            fill_density, fill_neutrality, fill_absorbed = _ink_density(
+                small, _odd(self.options["fill_kernel_frac"] * side), exclude=backdrop, shrink=4
+            )
+            fill = (
+                inside
+                & ~skin
+                & (fill_density >= self.options["min_fill_density"])
+                & (fill_neutrality >= self.options["min_fill_neutrality"])
+            )
+            fill = cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+            new = fill & ~ink
+            ink = ink | fill
+            density = np.where(new, fill_density, density)
+            absorbed = np.where(new[..., None], fill_absorbed, absorbed)
+        return self._group(ink, density, absorbed, backdrop, side)
+
+    def merge(self, groups: list[InkGroup], *, side: float) -> list[InkGroup]:
+        """Join groups scoring at least ``min_score`` that lie near each other, plus weak neighbours.
+
+        One tattoo often falls apart into several stroke groups (a rose and its
+        leaves, a name under a picture); the proposed redaction box must cover
+        all of them. Strong groups chain; a weak group is absorbed only when it
+        touches a strong cluster's reach (one pass, no chaining through weak
+        groups), so weak groups never raise an alarm or spread a box on their own.
+        """
+        gap = round(self.options["merge_gap_frac"] * side)
+        strong = [group for group in groups if group.score >= self.options["min_score"]]
+        weak = [group for group in groups if group.score < self.options["min_score"]]
+        clusters: list[InkGroup] = []
+        while strong:
+            seed = strong.pop(0)
+            grew = True
+            while grew:
+                near = [group for group in strong if not _reach(seed.box, gap).intersection(group.box).is_empty]
+                for group in near:
+                    strong.remove(group)
+                    seed = _join(seed, group)
+                grew = bool(near)
+            clusters.append(seed)
+        merged = []
+        for cluster in clusters:
+            reach = _reach(cluster.box, gap)
+            for group in [group for group in weak if not reach.intersection(group.box).is_empty]:
+                weak.remove(group)
+                cluster = _join(cluster, group)
+            merged.append(cluster)
+        return sorted(merged, key=lambda group: -group.score)
+
+    def _group(
+        self, ink: BoolMask, density: FloatImage, absorbed: FloatImage, backdrop: BoolMask, side: int
+    ) -> list[InkGroup]:
+        count, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+        min_stroke = self.options["min_stroke_frac"] * side
+        skeleton = _skeleton(ink)
+        lengths = np.bincount(labels[skeleton], minlength=count)
+        keep = np.zeros(count, bool)
+        keep[1:] = lengths[1:] >= min_stroke
+        strokes = keep[labels]
+        if not strokes.any():
+            return []
+        gap = _odd(self.options["group_gap_frac"] * side)
+        joined = cv2.dilate(strokes.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (gap, gap)))
+        group_count, group_labels, group_stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+        spur = max(1, round(self.options["spur_frac"] * side))
+        junctions = _junctions(_prune(skeleton & strokes, spur))
+        halo = cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        # What the ink sits on: a ring 2 to 4 pixels out from any ink.
+        ink_bytes = ink.astype(np.uint8)
+        ring = (cv2.dilate(ink_bytes, np.ones((9, 9), np.uint8)) > 0) & ~(
+            cv2.dilate(ink_bytes, np.ones((3, 3), np.uint8)) > 0
+        )
+        groups = []
+        for index in range(1, group_count):
+            # Work inside the group's bounding box: a busy image has hundreds of groups.
+            left, top, width, height = (int(value) for value in group_stats[index, :4])
+            window = np.s_[top : top + height, left : left + width]
+            in_group = group_labels[window] == index
+            member = in_group & strokes[window]
+            ys, xs = np.nonzero(member)
+            stroke_ids = np.unique(labels[window][member])
+            length = float(lengths[stroke_ids].sum()) / side
+            junction_count = int(junctions[window][member].sum())
+            # JPEG stores colour at half resolution, so a thin stroke's colour is smeared
+            # onto its neighbours; summing over a halo round the strokes recovers most of it.
+            around = in_group & halo[window]
+            under = in_group & ring[window]
+            on_backdrop = float(backdrop[window][under].mean()) if under.any() else 0.0
+            colour = absorbed[window]
+            neutral = float(colour[..., 0][around].sum() + 1e-3) / float(colour[..., 2][around].sum() + 1e-3)
+            groups.append(
+                InkGroup(
+                    box=Box(
+                        left + int(xs.min()), top + int(ys.min()), left + int(xs.max()) + 1, top + int(ys.max()) + 1
+                    ),
+                    stroke_length=length,
+                    strokes=len(stroke_ids),
+                    junctions=junction_count,
+                    neutrality=neutral,
+                    density=float(np.mean(density[window][member])),
+                    backdrop=on_backdrop,
+                    score=self._score(length, neutral, len(stroke_ids), junction_count, on_backdrop),
+                )
+            )
+        return sorted(groups, key=lambda group: -group.score)
+
+    def _score(self, length: float, neutrality: float, strokes: int, junctions: int, backdrop: float) -> float:
+        option = self.options
+        complexity = strokes + junctions / 2.0
+        parts = (
+            _ramp(length, option["stroke_length_low"], option["stroke_length_high"]),
+            _ramp(neutrality, option["neutrality_low"], option["neutrality_high"]),
+            _ramp(complexity, option["complexity_low"], option["complexity_high"]),
+            1.0 - _ramp(backdrop, option["backdrop_low"], option["backdrop_high"]),
+        )
+        return float(np.prod(parts))
+
+
+def _check_options(options: dict[str, float], name: str) -> None:
+    """Refuse option values that cannot work.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad option and its valid range.
+    """
+    problems = [
+        ("work_side_px", options["work_side_px"] >= 128, "must be at least 128"),
+        ("skin_hue_deg", 0.0 < options["skin_hue_deg"] <= 180.0, "must be in (0, 180]"),
+        ("skin_chroma_ratio", 0.0 < options["skin_chroma_ratio"] < 1.0, "must be in (0, 1)"),
+        ("min_score", 0.0 <= options["min_score"] <= 1.0, "must be in 0..1"),
+        ("fill_kernel_frac", 0.0 <= options["fill_kernel_frac"] <= 0.5, "must be in [0, 0.5] (0: no fill pass)"),
+        *(
+            (key, 0.0 < options[key] <= 0.5, "must be in (0, 0.5]")
+            for key in sorted(options)
+            if key.endswith("_frac") and key != "fill_kernel_frac"
+        ),
+        *(
+            (f"{stem}_low", options[f"{stem}_low"] <= options[f"{stem}_high"], f"must not exceed {stem}_high")
+            for stem in ("stroke_length", "neutrality", "complexity", "backdrop")
+        ),
+    ]
+    for key, valid, problem in problems:
+        if not valid:
+            raise ConfigError(f"option {key!r} of detector {name} {problem}", hint=f"default is {_OPTIONS[key]}")
+
+
+def _reach(box: Box, gap: int) -> Box:
+    """``box`` grown by ``gap`` pixels on every side."""
+    return Box(box.left - gap, box.top - gap, box.right + gap, box.bottom + gap)
+
+
+def _join(first: InkGroup, second: InkGroup) -> InkGroup:
+    """Two groups as one: union box, summed strokes, the better score."""
+    return InkGroup(
+        box=first.box.union(second.box),
+        stroke_length=first.stroke_length + second.stroke_length,
+        strokes=first.strokes + second.strokes,
+        junctions=first.junctions + second.junctions,
+        neutrality=first.neutrality if first.score >= second.score else second.neutrality,
+        backdrop=first.backdrop if first.score >= second.score else second.backdrop,
+        density=max(first.density, second.density),
+        score=max(first.score, second.score),
+    )
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    """0 at or below ``low``, 1 at or above ``high``, linear between."""
+    if high <= low:
+        return 1.0 if value >= high else 0.0
+    return float(np.clip((value - low) / (high - low), 0.0, 1.0))
+
+
+def _odd(size: float) -> int:
+    """The odd kernel size nearest ``size``, at least 3."""
+    return max(3, round(size) | 1)
+
+
+def _shrink(image: RGBImage, side: int) -> RGBImage:
+    height, width = image.shape[:2]
+    long_side = max(height, width)
+    if long_side <= side:
+        return image
+    factor = side / long_side
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
+def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolMask | None:
+    """This image's skin by its own hue and chroma, or ``None`` when it shows too little skin.
+
+    Skin is a pixel whose CIELAB hue lies within ``hue_deg`` of the seed
+    pixels' median hue and whose chroma is between ``chroma_ratio`` and
+    ``1 / chroma_ratio`` times theirs. The chroma floor is what keeps white
+    sheets, grey floors and walls out: they are near-neutral, skin never is.
+    """
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    luma, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
+    seed = (cr >= _SEED_CR[0]) & (cr <= _SEED_CR[1]) & (cb >= _SEED_CB[0]) & (cb <= _SEED_CB[1]) & (luma >= _SEED_MIN_Y)
+    if int(seed.sum()) < _MIN_SEED_PIXELS:
+        return None
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    a_star, b_star = lab[..., 1] - 128.0, lab[..., 2] - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
+    chroma = np.hypot(a_star, b_star)
+    hue = np.degrees(np.arctan2(b_star, a_star))
+    hue_centre = float(np.median(hue[seed]))  # skin hues span about -30..100 degrees: no wrap-around
+    chroma_centre = max(float(np.median(chroma[seed])), _MIN_SKIN_CHROMA)
+    hue_gap = np.abs((hue - hue_centre + 180.0) % 360.0 - 180.0)
+    mask: BoolMask = (
+        (hue_gap <= hue_deg)
+        & (chroma >= chroma_ratio * chroma_centre)
+        & (chroma <= chroma_centre / chroma_ratio)
+        & (lab[..., 0] >= _SEED_MIN_Y)
+    )
+    return mask
+
+
+def _inside_skin(skin: BoolMask, kernel: int) -> BoolMask:
+    """Skin closed by a ``kernel`` disc with its holes filled: where ink may be.
+
+    Computed at a quarter of the size (the kernel is large and the result
+    coarse), then scaled back.
+    """
+    height, width = skin.shape
+    shrink = 4 if min(height, width) >= 64 else 1
+    small = cv2.resize(
+        skin.astype(np.uint8) * 255, (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA
+    )
+    size = _odd(kernel / shrink)
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    filled = ndimage.binary_fill_holes(closed >= 128).astype(np.uint8)
+    inside: BoolMask = cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    return inside
+
+
+def _ink_density(
+    image: RGBImage, kernel: int, *, exclude: BoolMask, shrink: int = 1
+) -> tuple[FloatImage, FloatImage, FloatImage]:
+    """Thin dark structures: mean optical density, red-to-blue density ratio, absorbed fraction per channel.
+
+    The reference ("the skin that would be there") is a closing of the image
+    with ``exclude`` (bright non-skin) blacked out first, so a white sheet
+    never lends its brightness to the skin beside it. With ``shrink`` > 1 the
+    closing runs on a copy that much smaller and is scaled back smoothly (for
+    large kernels, where only the coarse skin matters).
+    """
+    source = image.copy()
+    source[exclude] = 0
+    height, width = image.shape[:2]
+    if shrink > 1 and min(height, width) >= 16 * shrink:
+        small = cv2.resize(source, (width // shrink, height // shrink), interpolation=cv2.INTER_AREA)
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(kernel / shrink),) * 2)
+        closed = cv2.resize(
+            cv2.morphologyEx(small, cv2.MORPH_CLOSE, disc), (width, height), interpolation=cv2.INTER_LINEAR
+        )
+    else:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
+        closed = cv2.morphologyEx(source, cv2.MORPH_CLOSE, disc)  # on uint8: several times faster than float
+    pixels = image.astype(np.float32) + 4.0  # +4 keeps log() finite on black
+    reference = np.maximum(closed.astype(np.float32) + 4.0, pixels)
+    density = np.log(reference) - np.log(pixels)
+    mean_density: FloatImage = density.mean(axis=2)
+    neutrality: FloatImage = (density[..., 0] + 0.02) / (density[..., 2] + 0.02)
+    absorbed: FloatImage = 1.0 - pixels / reference
+    return mean_density, neutrality, absorbed
+
+
+def _skeleton(mask: BoolMask) -> BoolMask:
+    """One-pixel-wide centre lines (OpenCV's Zhang-Suen thinning)."""
+    thin = cv2.ximgproc.thinning(mask.astype(np.uint8) * 255)
+    result: BoolMask = thin > 0
+    return result
+
+
+def _prune(skeleton: BoolMask, length: int) -> BoolMask:
+    """Remove ``length`` pixels from every free end, so wobble spurs leave no junction behind.
+
+    Closed loops survive untouched; a real branch only gets shorter.
+    """
+    pruned = skeleton.astype(np.uint8)
+    ones = np.ones((3, 3), np.uint8)
+    for _ in range(length):
+        neighbours = cv2.filter2D(pruned, -1, ones, borderType=cv2.BORDER_CONSTANT)
+        ends = (pruned > 0) & (neighbours <= 2)
+        if not ends.any():
+            break
+        pruned[ends] = 0
+    result: BoolMask = pruned > 0
+    return result
+
+
+def _junctions(skeleton: BoolMask) -> BoolMask:
+    """One pixel per cluster of skeleton branch points.
+
+    A branch point has a crossing number (background-to-line transitions
+    walking round its 8 neighbours) of 3 or more; counting neighbours instead
+    would call every staircase step of a diagonal line a junction.
+    """
+    line = skeleton.astype(np.uint8)
+    # Neighbours clockwise from north, one bit each, so a lookup table gives the crossing number.
+    weights = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
+    code = cv2.filter2D(line.astype(np.float32), -1, weights, borderType=cv2.BORDER_CONSTANT).astype(np.int32)
+    branching = skeleton & (_CROSSING[code] >= 3)
+    count, labels = cv2.connectedComponents(branching.astype(np.uint8), connectivity=8)
+    first = np.zeros(skeleton.shape, bool)
+    if count > 1:
+        ys, xs = np.nonzero(branching)
+        _, index = np.unique(labels[ys, xs], return_index=True)
+        first[ys[index], xs[index]] = True
+    return first
+
+
+def _crossing_numbers() -> npt.NDArray[np.int32]:
+    """Crossing number of every 8-neighbour bit pattern (bit 0 = north, clockwise)."""
+    table = np.zeros(256, np.int32)
+    for code in range(256):
+        bits = [(code >> bit) & 1 for bit in range(8)]
+        table[code] = sum(bits[i] == 0 and bits[(i + 1) % 8] == 1 for i in range(8))
+    return table
+
+
+_CROSSING = _crossing_numbers()
