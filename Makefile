@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# rapidocr and nudenet pull opencv-python-headless, which shares the cv2 folder with mediapipe's
+	# opencv-contrib-python; reinstall contrib last so cv2 always has its contrib modules (ximgproc).
+	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-contrib-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-contrib-python"))')"
 	touch $(STAMP)
 
 venv: $(STAMP)

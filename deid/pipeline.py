@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from deid.config import Config, load_config
 from deid.crop import estimate_skin_mask
 from deid.demographics import build_release_table, read_release_csv, write_release_csv
 from deid.detect import Detector, build_detectors, detect_regions, make_detection_copy
-from deid.errors import DeidError, InputError, UnsupportedFormat
+from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
 from deid.io import load_image, read_bytes
 from deid.ledger import Ledger, ledger_url
 from deid.metadata import (
@@ -234,7 +235,7 @@ def ingest_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
     problems: list[tuple[str, str]] = []
     for problem in row_problems:
         problems.append((problem.where, str(problem.error)))
-        kept = _keep_named_originals(input_root, workspace, config, problem.image_names)
+        kept = _keep_named_originals(input_root, workspace, problem.image_names)
         ledger.register_rejected_row(
             f"{batch}/row-{problem.row}",
             batch=batch,
@@ -249,13 +250,11 @@ def ingest_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
             where = f"{case.contribution_id} image {position} ({case_image.file})"
             try:
                 source = resolve_image_path(input_root, case_image.file)
-                data = read_bytes(source, config.input)
+                digest, original = _keep_file(workspace, source)
             except InputError as error:
                 problems.append((where, str(error)))
                 ledger.set_contribution_status(case.contribution_id, Status.HELD, [error.reason], actor="ingest")
                 continue
-            digest = sha256_hex(data)
-            original = _keep_original(workspace, digest, source.suffix.lower(), data)
             record = ledger.register_image(
                 contribution_id=case.contribution_id,
                 position=position,
@@ -285,28 +284,46 @@ def ingest_batch(input_dir: str | Path, workspace: Workspace, ledger: Ledger, co
     return IngestResult(batch, tuple(tasks), tuple(done), tuple(problems))
 
 
-def _keep_named_originals(input_root: Path, workspace: Workspace, config: Config, names: Sequence[str]) -> list[str]:
-    """Keep (privately) the images a rejected row names, where they can be read safely; return their digests."""
+def _keep_named_originals(input_root: Path, workspace: Workspace, names: Sequence[str]) -> list[str]:
+    """Keep (privately) the images a rejected row names, where they resolve safely; return their digests."""
     kept: list[str] = []
     for name in names:
         try:
-            source = resolve_image_path(input_root, name)
-            data = read_bytes(source, config.input)
+            kept.append(_keep_file(workspace, resolve_image_path(input_root, name))[0])
         except InputError:
             continue
-        digest = sha256_hex(data)
-        _keep_original(workspace, digest, source.suffix.lower(), data)
-        kept.append(digest)
     return kept
 
 
-def _keep_original(workspace: Workspace, digest: str, suffix: str, data: bytes) -> Path:
-    folder = workspace.originals / digest[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{digest}{suffix}"
-    if not path.exists():
-        _write_atomic(path, data)
-    return path
+def _keep_file(workspace: Workspace, source: Path) -> tuple[str, Path]:
+    """Copy a file into ``originals/<sha256[:2]>/<sha256><suffix>`` in bounded memory; return digest and path.
+
+    Nothing is decoded and no size limit applies here: even a file the loader
+    will refuse (over-size, empty, a bomb) is kept, so the reviewer has it.
+
+    Raises
+    ------
+    UnreadableImage
+        If the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    partial = workspace.originals / f".incoming-{secrets.token_hex(8)}"
+    try:
+        with source.open("rb") as reader, partial.open("wb") as writer:
+            while chunk := reader.read(1 << 20):
+                digest.update(chunk)
+                writer.write(chunk)
+        folder = workspace.originals / digest.hexdigest()[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{digest.hexdigest()}{source.suffix.lower()[:16]}"
+        if target.exists():
+            partial.unlink()
+        else:
+            partial.replace(target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UnreadableImage(f"cannot read file: {error.strerror}", path=source) from error
+    return digest.hexdigest(), target
 
 
 def _is_finished(status: Status, reasons: Sequence[str], staged_name: str | None, workspace: Workspace) -> bool:
@@ -498,10 +515,12 @@ def _shot_type(ledger: Ledger, image_id: str) -> str:
 
 
 def _withhold_case(ledger: Ledger, workspace: Workspace, contribution_id: str, reason: str) -> None:
-    """Move a withheld case's staged images to ``held/`` and record why."""
+    """Move a withheld case's staged images to ``held/`` and record why (after any earlier reason)."""
     current = ledger.contribution_status(contribution_id)
-    if current is None or current != (Status.HELD, (reason,)):
-        ledger.set_contribution_status(contribution_id, Status.HELD, [reason], actor="demographics")
+    earlier = current[1] if current is not None and current[0] is Status.HELD else ()
+    reasons = tuple(dict.fromkeys((*earlier, reason)))
+    if current != (Status.HELD, reasons):
+        ledger.set_contribution_status(contribution_id, Status.HELD, reasons, actor="demographics")
     for record in ledger.images(contribution_id=contribution_id):
         if record.status is Status.OK and record.staged_name:
             staged = workspace.staged_images / record.staged_name
