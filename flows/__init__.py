@@ -8,3 +8,4 @@ set before Prefect configures logging on import.
 import os
 
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "deid")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

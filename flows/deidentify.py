@@ -88,7 +88,9 @@ def deidentify(params: RunParameters) -> BatchSummary:
     return finish_task(params.input_dir, workspace, config, ingest)
 
 
-def run_batch(*, input_dir: str, workspace: str, config_path: str | None = None, cluster: str | None = None) -> BatchSummary:
+def run_batch(
+    *, input_dir: str, workspace: str, config_path: str | None = None, cluster: str | None = None
+) -> BatchSummary:
     """Run the flow from code or the CLI, on threads or on a Dask cluster."""
     params = RunParameters(input_dir=input_dir, workspace=workspace, config_path=config_path, cluster=cluster)
     runnable = deidentify

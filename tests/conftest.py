@@ -11,6 +11,8 @@ import pytest
 # Prefect reads its logging settings when it is first imported: make deid's
 # logger an extra logger before any test module imports prefect.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "deid")
+# Library calls made outside a flow (most tests) log normally, without asking Prefect for a run.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 from deid.config import Config, load_config
 
