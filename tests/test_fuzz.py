@@ -1,0 +1,125 @@
+"""Bounded fuzzing of everything that parses untrusted bytes: the image loader, the metadata
+reader and the cases.csv reader.
+
+Property: each either returns a well-formed result or raises a deid
+:class:`~deid.errors.InputError` naming the file; never another exception, so
+one hostile file can never crash a batch. Seeds are real encodings of a
+generated photo in every allowed format; mutations flip, cut, splice and
+repeat bytes. Crashes found here become named cases in ``tests/hostile.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from deid.cases import read_cases
+from deid.config import load_config
+from deid.errors import InputError
+from deid.io import load_image
+from deid.metadata import inspect_metadata
+from tests.hostile import exif_loop, skin_photo
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+INPUT = load_config().input
+
+
+def _seeds() -> dict[str, bytes]:
+    image = Image.fromarray(skin_photo(30, (48, 32)))
+    seeds = {".jpg": exif_loop()}
+    for suffix, fmt, options in ((".png", "PNG", {}), (".webp", "WEBP", {}), (".tif", "TIFF", {}), (".gif", "GIF", {})):
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **options)
+        seeds[suffix] = buffer.getvalue()
+    return seeds
+
+
+SEEDS = _seeds()
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A seed file damaged by a few random edits."""
+    suffix = draw(st.sampled_from(sorted(SEEDS)))
+    data = bytearray(SEEDS[suffix])
+    for _ in range(draw(st.integers(1, 6))):
+        edit = draw(st.sampled_from(["flip", "cut", "insert", "repeat", "zero"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if edit == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif edit == "cut":
+            del data[at : at + draw(st.integers(1, 64))]
+        elif edit == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=32))
+        elif edit == "repeat":
+            data[at:at] = data[at : at + draw(st.integers(1, 64))] * draw(st.integers(1, 8))
+        else:
+            data[at : at + 4] = b"\xff\xff\xff\xff"
+    return suffix, bytes(data)
+
+
+@FUZZ
+@given(mutated())
+def test_loader_returns_rgb_or_raises_input_error(tmp_path: Path, case: tuple[str, bytes]) -> None:
+    suffix, data = case
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # decoder warnings are notes, not the property under test
+        try:
+            loaded = load_image(path, INPUT)
+        except InputError as error:
+            assert str(path) in str(error)
+            return
+    assert loaded.pixels.dtype == np.uint8 and loaded.pixels.ndim == 3 and loaded.pixels.shape[2] == 3
+    assert loaded.pixels.shape[0] >= 1 and loaded.pixels.shape[1] >= 1
+
+
+@FUZZ
+@given(mutated())
+def test_metadata_reader_never_crashes(tmp_path: Path, case: tuple[str, bytes]) -> None:
+    suffix, data = case
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            report = inspect_metadata(path, data=data)
+        except InputError:
+            return
+    assert isinstance(report.to_json(), dict)
+
+
+CSV_ALPHABET = st.sampled_from(list("abc,\"\n\r;=+-@ 0123456789:TZ.\t\\/") + ["é", "😀", "\x00", "..", "images/"])
+
+
+@FUZZ
+@given(st.lists(CSV_ALPHABET, max_size=400).map("".join), st.booleans())
+def test_cases_reader_returns_cases_or_raises_invalid_row(tmp_path: Path, body: str, with_header: bool) -> None:
+    header = "contribution_id,submitted_at,age,image_1,shot_type_1\n" if with_header else ""
+    path = tmp_path / "cases.csv"
+    path.write_bytes((header + body).encode("utf-8", "surrogatepass"))
+    try:
+        cases, problems = read_cases(path)
+    except InputError as error:
+        assert str(path) in str(error)
+        return
+    for case in cases:
+        assert case.contribution_id and case.images
+    for problem in problems:
+        assert str(path) in problem.where
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe\x00", b"\xef\xbb\xbf", b"a,b\n\x00\x00"], ids=["empty", "utf16-bom", "utf8-bom-only", "nul"])
+def test_degenerate_cases_files_are_input_errors(tmp_path: Path, raw: bytes) -> None:
+    path = tmp_path / "cases.csv"
+    path.write_bytes(raw)
+    with pytest.raises(InputError):
+        read_cases(path)
