@@ -97,6 +97,7 @@ def run_batch(
     if cluster:
         from prefect_dask import DaskTaskRunner
 
-        runner = DaskTaskRunner() if cluster == "local" else DaskTaskRunner(address=cluster)
+        local = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "processes": True}}
+        runner = DaskTaskRunner(**local) if cluster == "local" else DaskTaskRunner(address=cluster)
         runnable = deidentify.with_options(task_runner=runner)
     return runnable(params)

@@ -27,7 +27,7 @@ from deid.io import load_image
 from deid.metadata import inspect_metadata
 from tests.hostile import exif_loop, skin_photo
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 INPUT = load_config().input
 
 
