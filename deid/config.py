@@ -173,16 +173,17 @@ class MatchSettings:
     def __post_init__(self) -> None:
         _require(0 <= self.max_distance_bits <= self.review_distance_bits <= 64, "match", "needs 0 <= max_distance_bits <= review_distance_bits <= 64")
         _require(64 <= self.thumbnail_side_px <= 2048, "match.thumbnail_side_px", "must be in 64..2048")
-        _require(all(0.3 <= side < 1.0 for side in self.reference_crop_sides), "match.reference_crop_sides", "must each be in [0.3, 1)")
+        sides, grids = self.reference_crop_sides, self.reference_crop_grids
+        _require(all(0.3 <= side < 1.0 for side in sides), "match.reference_crop_sides", "must each be in [0.3, 1)")
         _require(
-            len(self.reference_crop_grids) == len(self.reference_crop_sides) and all(1 <= g <= 5 for g in self.reference_crop_grids),
+            len(grids) == len(sides) and all(1 <= grid <= 5 for grid in grids),
             "match.reference_crop_grids",
             "needs one grid size in 1..5 per reference_crop_sides entry",
         )
         _require(self.max_candidates >= 1, "match.max_candidates", "must be at least 1")
         _require(128 <= self.verify_side_px <= 4096, "match.verify_side_px", "must be in 128..4096")
         _require(self.verify_features >= 100, "match.verify_features", "must be at least 100")
-        _require(self.verify_min_inliers >= 4, "match.verify_min_inliers", "must be at least 4 (a homography needs 4 points)")
+        _require(self.verify_min_inliers >= 4, "match.verify_min_inliers", "must be at least 4 (a homography needs 4)")
         _require(0.0 < self.verify_min_inlier_frac <= 1.0, "match.verify_min_inlier_frac", "must be in (0, 1]")
         _require(self.commit_every >= 1, "match.commit_every", "must be at least 1")
         _require(self.web_timeout_s > 0, "match.web_timeout_s", "must be positive")

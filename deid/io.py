@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from deid.config import InputSettings
@@ -25,10 +26,8 @@ from deid.errors import UnreadableImage, UnsupportedFormat
 from deid.types import RGBImage
 
 logger = logging.getLogger(__name__)
-
-import pillow_heif
-
 pillow_heif.register_heif_opener()  # HEIC/HEIF from phones
+
 
 # Extensions a contributor may use for each format, so a lying name is caught.
 EXTENSIONS: dict[str, frozenset[str]] = {
@@ -132,7 +131,9 @@ def load_image(path: str | Path, settings: InputSettings, *, data: bytes | None 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             opened = Image.open(io.BytesIO(raw))
             loaded = _decode(opened, file, settings)
-        notes = tuple(dict.fromkeys(f"decoder warning: {w.message}" for w in caught if issubclass(w.category, UserWarning)))
+        notes = tuple(
+            dict.fromkeys(f"decoder warning: {w.message}" for w in caught if issubclass(w.category, UserWarning))
+        )
         return LoadedImage(loaded.pixels, loaded.format, loaded.frames, loaded.orientation, loaded.notes + notes)
     except (UnreadableImage, UnsupportedFormat):
         raise
@@ -141,7 +142,9 @@ def load_image(path: str | Path, settings: InputSettings, *, data: bytes | None 
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UnreadableImage(f"decompression bomb refused: {error}", path=file) from error
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError) as error:
-        raise UnreadableImage(f"cannot decode image: {error}", path=file, hint="the file is truncated or corrupt") from error
+        raise UnreadableImage(
+            f"cannot decode image: {error}", path=file, hint="the file is truncated or corrupt"
+        ) from error
 
 
 def _allowed(settings: InputSettings) -> str:

@@ -175,7 +175,9 @@ class Ledger:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             metadata.create_all(self.engine)
         except SQLAlchemyError as error:
-            raise LedgerError(f"cannot open ledger at {_redact_url(url)}: {error}", hint="check [ledger] url") from error
+            raise LedgerError(
+                f"cannot open ledger at {_redact_url(url)}: {error}", hint="check [ledger] url"
+            ) from error
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -223,7 +225,9 @@ class Ledger:
             self._event(connection, case.contribution_id, "contribution_registered", "ingest", {"batch": batch})
             return case_id
 
-    def register_rejected_row(self, subject: str, *, batch: str, reasons: Sequence[str], detail: dict[str, Any]) -> None:
+    def register_rejected_row(
+        self, subject: str, *, batch: str, reasons: Sequence[str], detail: dict[str, Any]
+    ) -> None:
         """Hold a ``cases.csv`` row that could not be parsed, under ``subject`` (``<batch>/row-<n>``).
 
         It gets a contribution entry with status ``held`` so it is counted,
@@ -233,14 +237,26 @@ class Ledger:
             exists = connection.execute(
                 sa.select(contributions.c.contribution_id).where(contributions.c.contribution_id == subject)
             ).first()
-            values = {"case_json": _dumps(detail), "status": Status.HELD, "reasons": _dumps(list(reasons)), "batch": batch, "updated_at": _now()}
+            values = {
+                "case_json": _dumps(detail),
+                "status": Status.HELD,
+                "reasons": _dumps(list(reasons)),
+                "batch": batch,
+                "updated_at": _now(),
+            }
             if exists is None:
-                connection.execute(contributions.insert().values(contribution_id=subject, case_id=secrets.randbits(63) or 1, **values))
+                connection.execute(
+                    contributions.insert().values(contribution_id=subject, case_id=secrets.randbits(63) or 1, **values)
+                )
             else:
-                connection.execute(contributions.update().where(contributions.c.contribution_id == subject).values(**values))
+                connection.execute(
+                    contributions.update().where(contributions.c.contribution_id == subject).values(**values)
+                )
             self._event(connection, subject, "row_rejected", "ingest", {"reasons": list(reasons)})
 
-    def set_contribution_status(self, contribution_id: str, outcome_status: Status, reasons: Sequence[str], *, actor: str) -> None:
+    def set_contribution_status(
+        self, contribution_id: str, outcome_status: Status, reasons: Sequence[str], *, actor: str
+    ) -> None:
         """Set a contribution's status (held for under-age, suppressed, …) with an audit event."""
         with self._begin() as connection:
             connection.execute(
@@ -248,13 +264,17 @@ class Ledger:
                 .where(contributions.c.contribution_id == contribution_id)
                 .values(status=outcome_status, reasons=_dumps(list(reasons)), updated_at=_now())
             )
-            self._event(connection, contribution_id, f"contribution_{outcome_status}", actor, {"reasons": list(reasons)})
+            self._event(
+                connection, contribution_id, f"contribution_{outcome_status}", actor, {"reasons": list(reasons)}
+            )
 
     def contribution_status(self, contribution_id: str) -> tuple[Status, tuple[str, ...]] | None:
         """A contribution's status and reasons, or ``None`` if it is not in the ledger."""
         with self.engine.connect() as connection:
             row = connection.execute(
-                sa.select(contributions.c.status, contributions.c.reasons).where(contributions.c.contribution_id == contribution_id)
+                sa.select(contributions.c.status, contributions.c.reasons).where(
+                    contributions.c.contribution_id == contribution_id
+                )
             ).first()
         return None if row is None else (Status(row.status), tuple(json.loads(row.reasons)))
 
@@ -306,7 +326,13 @@ class Ledger:
                     updated_at=_now(),
                 )
             )
-            self._event(connection, image_id, "image_registered", "ingest", {"contribution_id": contribution_id, "sha256": sha256})
+            self._event(
+                connection,
+                image_id,
+                "image_registered",
+                "ingest",
+                {"contribution_id": contribution_id, "sha256": sha256},
+            )
         record = self.find_image(contribution_id, position, sha256)
         if record is None:  # pragma: no cover - just inserted in a committed transaction
             raise LedgerError("image vanished after insert", image_id=image_id)
@@ -393,7 +419,9 @@ class Ledger:
         """Change an image's status (for example to excluded as a duplicate) with an audit event."""
         with self._begin() as connection:
             connection.execute(
-                images.update().where(images.c.image_id == image_id).values(status=status, reasons=_dumps(list(reasons)), updated_at=_now())
+                images.update()
+                .where(images.c.image_id == image_id)
+                .values(status=status, reasons=_dumps(list(reasons)), updated_at=_now())
             )
             self._event(connection, image_id, f"image_{status}", actor, {"reasons": list(reasons)})
 
@@ -476,12 +504,15 @@ class Ledger:
             query = query.where(events.c.subject == subject)
         with self.engine.connect() as connection:
             return [
-                AuditEvent(row.at, row.subject, row.event, row.actor, json.loads(row.detail)) for row in connection.execute(query)
+                AuditEvent(row.at, row.subject, row.event, row.actor, json.loads(row.detail))
+                for row in connection.execute(query)
             ]
 
     @staticmethod
     def _event(connection: Connection, subject: str, event: str, actor: str, detail: dict[str, Any]) -> None:
-        connection.execute(events.insert().values(at=_now(), subject=subject, event=event, actor=actor, detail=_dumps(detail)))
+        connection.execute(
+            events.insert().values(at=_now(), subject=subject, event=event, actor=actor, detail=_dumps(detail))
+        )
 
 
 def _image_record(row: Any) -> ImageRecord:

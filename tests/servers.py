@@ -53,11 +53,32 @@ def running_postgres() -> Iterator[str]:
         shutil.chown(data, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "deid"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "deid"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {tmp} -c fsync=off"
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(tmp / "log"), "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(tmp / "log"), "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run([str(bin_dir / "createdb") if (bin_dir / "createdb").exists() else "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "deid", "ledger"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(bin_dir / "createdb") if (bin_dir / "createdb").exists() else "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "deid",
+                "ledger",
+            ],
+            check=True,
+            capture_output=True,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with socket.socket() as sock:
@@ -66,5 +87,9 @@ def running_postgres() -> Iterator[str]:
             time.sleep(0.1)
         yield f"postgresql+psycopg://deid@127.0.0.1:{port}/ledger"
     finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False, capture_output=True)
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(tmp, ignore_errors=True)

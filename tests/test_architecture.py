@@ -34,7 +34,9 @@ def test_library_has_no_bare_except_or_exit(path: Path) -> None:
     for node in ast.walk(tree):
         assert not (isinstance(node, ast.ExceptHandler) and node.type is None), f"bare except at line {node.lineno}"
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            assert not (node.func.attr == "exit" and getattr(node.func.value, "id", "") == "sys"), f"sys.exit at line {node.lineno}"
+            assert not (node.func.attr == "exit" and getattr(node.func.value, "id", "") == "sys"), (
+                f"sys.exit at line {node.lineno}"
+            )
 
 
 @pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.name)

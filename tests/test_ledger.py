@@ -48,8 +48,12 @@ def test_case_id_is_random_stable_and_unlinkable(ledger: Ledger) -> None:
 
 def test_image_registration_is_idempotent_and_ids_are_opaque(ledger: Ledger) -> None:
     ledger.register_contribution(_case(), batch="b")
-    a = ledger.register_image(contribution_id="c1", position=1, original_name="x.jpg", shot_type="CLOSE_UP", sha256="ab" * 32)
-    b = ledger.register_image(contribution_id="c1", position=1, original_name="x.jpg", shot_type="CLOSE_UP", sha256="ab" * 32)
+    a = ledger.register_image(
+        contribution_id="c1", position=1, original_name="x.jpg", shot_type="CLOSE_UP", sha256="ab" * 32
+    )
+    b = ledger.register_image(
+        contribution_id="c1", position=1, original_name="x.jpg", shot_type="CLOSE_UP", sha256="ab" * 32
+    )
     assert a.image_id == b.image_id
     assert "ab" not in a.image_id[:4] or a.image_id != "ab" * 16, "the id is random, not a hash of the bytes"
     assert len(ledger.images()) == 1
@@ -58,11 +62,22 @@ def test_image_registration_is_idempotent_and_ids_are_opaque(ledger: Ledger) -> 
 
 def test_results_regions_decisions_and_audit_trail(ledger: Ledger) -> None:
     ledger.register_contribution(_case(), batch="b")
-    record = ledger.register_image(contribution_id="c1", position=1, original_name="x.jpg", shot_type=None, sha256="cd" * 32)
+    record = ledger.register_image(
+        contribution_id="c1", position=1, original_name="x.jpg", shot_type=None, sha256="cd" * 32
+    )
     face = Region(RegionKind.FACE, Box(1, 2, 30, 40), 0.9, "faces.test@1", "frontal")
     text = Region(RegionKind.TEXT, Box(50, 60, 90, 70), 0.8, "text.test@1", "DOE, JOHN")
     decision = Decision(Action.REDACT, (face, text), ("face score 0.90 >= 0.50",))
-    ledger.record_result(record.image_id, status=Status.OK, reasons=decision.reasons, actor="policy", decision=decision, found=[face, text], staged_name="s.png", staged_sha256="ef" * 32)
+    ledger.record_result(
+        record.image_id,
+        status=Status.OK,
+        reasons=decision.reasons,
+        actor="policy",
+        decision=decision,
+        found=[face, text],
+        staged_name="s.png",
+        staged_sha256="ef" * 32,
+    )
     ledger.record_matches(record.image_id, [(Match("public/a.jpg", 3, "phash", True), "public_copy")], actor="match")
     stored = ledger.image(record.image_id)
     assert stored.status is Status.OK and stored.action is Action.REDACT and stored.staged_name == "s.png"

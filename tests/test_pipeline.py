@@ -126,7 +126,9 @@ def test_originals_are_kept_privately_and_never_staged(run: Run) -> None:
 def test_manifest_lists_every_staged_file_with_its_checksum(run: Run) -> None:
     manifest = json.loads((run.workspace.staged / "manifest.json").read_text())
     listed = set(manifest["files"])
-    on_disk = {p.relative_to(run.workspace.staged).as_posix() for p in run.workspace.staged.rglob("*") if p.is_file()} - {"manifest.json"}
+    on_disk = {
+        p.relative_to(run.workspace.staged).as_posix() for p in run.workspace.staged.rglob("*") if p.is_file()
+    } - {"manifest.json"}
     assert listed == on_disk
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((run.workspace.staged / name).read_bytes()).hexdigest() == entry["sha256"]
@@ -142,9 +144,17 @@ def test_release_names_are_opaque(run: Run) -> None:
 
 
 def test_rerun_is_a_no_op(run: Run) -> None:
-    before = {p: p.read_bytes() for p in run.workspace.root.rglob("*") if p.is_file() and p.suffix != ".db" and "ledger.db" not in p.name}
+    before = {
+        p: p.read_bytes()
+        for p in run.workspace.root.rglob("*")
+        if p.is_file() and p.suffix != ".db" and "ledger.db" not in p.name
+    }
     again = ingest_batch(SAMPLE, run.workspace, run.ledger, run.config)
     assert again.tasks == (), "nothing is processed twice"
     finish_batch(SAMPLE, run.workspace, run.ledger, run.config, again)
-    after = {p: p.read_bytes() for p in run.workspace.root.rglob("*") if p.is_file() and p.suffix != ".db" and "ledger.db" not in p.name}
+    after = {
+        p: p.read_bytes()
+        for p in run.workspace.root.rglob("*")
+        if p.is_file() and p.suffix != ".db" and "ledger.db" not in p.name
+    }
     assert after == before, "a rerun changes no file"

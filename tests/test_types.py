@@ -46,7 +46,13 @@ def test_xywh_round_trip(x: int, y: int, w: int, h: int) -> None:
 
 def test_region_json_writes_boxes_as_xywh() -> None:
     region = Region(RegionKind.FACE, Box(10, 20, 40, 80), 0.91234, "faces.x@1", "why")
-    assert region.to_json() == {"kind": "face", "box": [10, 20, 30, 60], "score": 0.9123, "source": "faces.x@1", "note": "why"}
+    assert region.to_json() == {
+        "kind": "face",
+        "box": [10, 20, 30, 60],
+        "score": 0.9123,
+        "source": "faces.x@1",
+        "note": "why",
+    }
 
 
 def test_fingerprint_distance_counts_bits_and_refuses_other_methods() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import prefect  # noqa: F401 - configure Prefect's logging now, on the real streams, not inside a capsys test
 import pytest
 
 
