@@ -827,16 +827,73 @@ def _tag_name(ifd: str, tag: int) -> str:
     return str(entry["name"]) if entry else f"Tag0x{tag:04X}"
 
 
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+_SUB_IFD_TAGS = (34665, 34853, 40965)  # Exif, GPS, Interoperability pointers
+MAX_IFDS = 32
+MAX_IFD_ENTRIES = 4096
+
+
+def exif_structure_problem(tiff: bytes) -> str | None:
+    """Walk a TIFF-structured EXIF block's IFDs; describe the first structural problem, or ``None``.
+
+    Checks every IFD and entry lies inside the block, every value's declared
+    size (count x type size) fits in the block, sub-IFD pointers and the IFD
+    chain have no loops, and counts stay small. This is what makes the block
+    safe to hand to piexif, which allocates from the declared counts.
+    """
+    if len(tiff) < 8 or tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return "no TIFF header"
+    order = "<" if tiff[:2] == b"II" else ">"
+    # (offset, follow its next-IFD pointer): only IFD0 -> IFD1 is a chain; sub-IFDs' pointers mean nothing.
+    pending = [(int.from_bytes(tiff[4:8], "little" if order == "<" else "big"), True)]
+    seen: set[int] = set()
+    while pending:
+        offset, chained = pending.pop()
+        if offset == 0:
+            continue
+        if offset in seen:
+            return f"IFD at {offset} is reached twice (a loop)"
+        if len(seen) >= MAX_IFDS:
+            return f"more than {MAX_IFDS} IFDs"
+        seen.add(offset)
+        if offset + 2 > len(tiff):
+            return f"IFD offset {offset} is past the end ({len(tiff)} bytes)"
+        count = struct.unpack_from(order + "H", tiff, offset)[0]
+        end = offset + 2 + 12 * count
+        if count > MAX_IFD_ENTRIES or end + 4 > len(tiff):
+            return f"IFD at {offset} declares {count} entries, more than fit"
+        for index in range(count):
+            tag, kind, items, value = struct.unpack_from(order + "HHII", tiff, offset + 2 + 12 * index)
+            size = _TIFF_TYPE_SIZES.get(kind)
+            if size is None:
+                return f"tag 0x{tag:04X} has unknown type {kind}"
+            total = size * items
+            if total > len(tiff) or (total > 4 and value + total > len(tiff)):
+                return f"tag 0x{tag:04X} declares {total} bytes, more than the block holds"
+            if tag in _SUB_IFD_TAGS:
+                pending.append((value, False))
+        if chained:
+            pending.append((struct.unpack_from(order + "I", tiff, end)[0], False))
+    return None
+
+
 def _inspect_exif(tiff: bytes, found: _Found) -> None:
     """Report the IFDs of a TIFF-structured EXIF block and the identifying tags in them."""
     if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
         found.errors.append(f"exif: block does not start with a TIFF header ({len(tiff)} bytes)")
         return
-    try:
-        loaded = piexif.load(tiff)
-    except Exception as error:  # piexif raises anything on malformed real-world EXIF; report, go on
-        found.errors.append(f"exif: piexif cannot parse the block ({type(error).__name__}: {error})")
+    problem = exif_structure_problem(tiff)
+    if problem is not None:
+        # piexif sizes its buffers from the counts in the block ("L" * count): a hostile count of
+        # 0xFFFFFFFF costs gigabytes. Only a block whose every entry fits inside it goes to piexif.
+        found.errors.append(f"exif: malformed block not parsed with piexif ({problem})")
         loaded = _exif_with_pillow(tiff, found)
+    else:
+        try:
+            loaded = piexif.load(tiff)
+        except Exception as error:  # piexif raises anything on malformed real-world EXIF; report, go on
+            found.errors.append(f"exif: piexif cannot parse the block ({type(error).__name__}: {error})")
+            loaded = _exif_with_pillow(tiff, found)
     for ifd, kind in _IFD_CONTAINERS.items():
         entries = loaded.get(ifd) or {}
         if not isinstance(entries, dict) or not entries:

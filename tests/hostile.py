@@ -107,6 +107,13 @@ def exif_huge_count() -> bytes:
     return jpeg_with_app1(b"Exif\x00\x00" + tiff)
 
 
+def exif_huge_long_count() -> bytes:
+    """EXIF with a LONG tag claiming 0xFFFFFFFF values: found by the fuzzer, it once made piexif
+    build a multi-gigabyte format string (``"L" * count``) and exhausted the machine's memory."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHII", 0x0100, 4, 0xFFFFFFFF, 0x1A) + struct.pack(">I", 0)
+    return jpeg_with_app1(b"Exif\x00\x00" + tiff)
+
+
 def exif_bad_offset() -> bytes:
     """EXIF whose first IFD offset points far past the end of the segment."""
     return jpeg_with_app1(b"Exif\x00\x00MM\x00\x2a\x7f\xff\xff\xf0")
@@ -178,6 +185,7 @@ def hostile_files() -> list[HostileFile]:
         HostileFile("exif_loop.jpg", exif_loop(), OK),
         HostileFile("exif_huge_count.jpg", exif_huge_count(), OK),
         HostileFile("exif_bad_offset.jpg", exif_bad_offset(), OK),
+        HostileFile("exif_huge_long_count.jpg", exif_huge_long_count(), OK),
         HostileFile("orientation_42.jpg", orientation(42), OK),
         HostileFile("cmyk.jpg", _encode(Image.fromarray(skin_photo(15)).convert("CMYK"), "JPEG"), OK),
         HostileFile("grey.jpg", _encode(Image.fromarray(skin_photo(16)).convert("L"), "JPEG"), OK),

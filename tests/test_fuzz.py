@@ -11,6 +11,7 @@ repeat bytes. Crashes found here become named cases in ``tests/hostile.py``.
 from __future__ import annotations
 
 import io
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from deid.config import load_config
 from deid.errors import InputError
 from deid.io import load_image
 from deid.metadata import inspect_metadata
-from tests.hostile import exif_loop, skin_photo
+from tests.hostile import exif_bad_offset, exif_huge_count, exif_huge_long_count, exif_loop, skin_photo
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 INPUT = load_config().input
@@ -123,3 +124,21 @@ def test_degenerate_cases_files_are_input_errors(tmp_path: Path, raw: bytes) -> 
     path.write_bytes(raw)
     with pytest.raises(InputError):
         read_cases(path)
+
+
+@pytest.mark.parametrize("builder", [exif_huge_long_count, exif_huge_count, exif_loop, exif_bad_offset], ids=lambda b: b.__name__)
+def test_hostile_exif_is_read_in_bounded_memory(tmp_path: Path, builder) -> None:  # type: ignore[no-untyped-def]
+    """Regression (found by the fuzzer): declared EXIF counts must never size an allocation."""
+    data = builder()
+    path = tmp_path / "hostile.jpg"
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = inspect_metadata(path, data=data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024, f"{peak / 1e6:.0f} MB to inspect a {len(data)}-byte file"
+    assert isinstance(report.to_json(), dict)
+
