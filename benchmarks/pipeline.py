@@ -27,15 +27,15 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deid.config import load_config  # noqa: E402
-from deid.crop import estimate_skin_mask  # noqa: E402
-from deid.detect import build_detectors, detect_regions  # noqa: E402
-from deid.io import load_image, read_bytes  # noqa: E402
-from deid.metadata import encode_clean, inspect_metadata  # noqa: E402
-from deid.pipeline import ImageTask, Workspace, process_image  # noqa: E402
-from deid.policy import apply_policy  # noqa: E402
-from deid.redact import render_decision  # noqa: E402
-from deid.verify import verify_clean  # noqa: E402
+from deid.config import load_config
+from deid.crop import estimate_skin_mask
+from deid.detect import build_detectors, detect_regions
+from deid.io import load_image, read_bytes
+from deid.metadata import encode_clean, inspect_metadata
+from deid.pipeline import ImageTask, Workspace, process_image
+from deid.policy import apply_policy
+from deid.redact import render_decision
+from deid.verify import verify_clean
 
 SOURCES = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket}
 
@@ -72,7 +72,9 @@ def main() -> None:
     detectors, load_seconds = timed(build_detectors, config)
     print(f"detectors: {', '.join(d.name for d in detectors)} (built in {load_seconds:.1f} s)")
     print(f"output format: {config.output.format}")
-    stages: dict[str, list[float]] = {k: [] for k in ("floor", "inspect", "decode", "detect", "policy+render", "encode", "verify", "end_to_end")}
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("floor", "inspect", "decode", "detect", "policy+render", "encode", "verify", "end_to_end")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         photos = make_photos(root, args.images)
@@ -86,14 +88,16 @@ def main() -> None:
             stages["floor"].append(time.perf_counter() - start)
 
             raw, t_read = timed(read_bytes, path, config.input)
-            report, t_inspect = timed(inspect_metadata, path, data=raw)
+            _, t_inspect = timed(inspect_metadata, path, data=raw)
             stages["inspect"].append(t_read + t_inspect)
             loaded, t = timed(load_image, path, config.input, data=raw)
             stages["decode"].append(t)
             found, t = timed(detect_regions, loaded.pixels, detectors, max_side_px=config.detection.max_side_px)
             stages["detect"].append(t)
             start = time.perf_counter()
-            decision = apply_policy(found, config.policy, image_shape=loaded.pixels.shape, skin_mask=estimate_skin_mask(loaded.pixels))
+            decision = apply_policy(
+                found, config.policy, image_shape=loaded.pixels.shape, skin_mask=estimate_skin_mask(loaded.pixels)
+            )
             rendered = render_decision(loaded.pixels, decision, config.policy)
             stages["policy+render"].append(time.perf_counter() - start)
             encoded, t = timed(encode_clean, rendered, config.output)
@@ -109,7 +113,10 @@ def main() -> None:
         print(f"  {stage:14s} {statistics.mean(values) * 1000:8.0f}")
     end_to_end = statistics.mean(stages["end_to_end"])
     floor = statistics.mean(stages["floor"])
-    print(f"\nthroughput: {1 / end_to_end:.2f} images/s (floor {1 / floor:.1f} images/s; target >= {0.5 / floor:.1f} images/s)")
+    print(
+        f"\nthroughput: {1 / end_to_end:.2f} images/s "
+        f"(floor {1 / floor:.1f} images/s; target >= {0.5 / floor:.1f} images/s)"
+    )
     print(f"pipeline / floor: {end_to_end / floor:.1f}x")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

@@ -169,7 +169,12 @@ def _cmd_bucket(args: argparse.Namespace) -> int:
     settings = load_config(args.config).demographics
     cases, problems = read_cases(args.cases)
     table, mapping = bucket_cases(
-        cases, settings, k=args.k, release=args.release, earlier_csv=args.earlier, out=args.out,
+        cases,
+        settings,
+        k=args.k,
+        release=args.release,
+        earlier_csv=args.earlier,
+        out=args.out,
         mapping_out=args.mapping,
     )
     held = {**{problem.where: problem.error.reason for problem in problems}, **table.held}
@@ -314,6 +319,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.json:
             emit(report.to_json())
         else:
+
             def percent(value: float | None) -> str:
                 return "n/a" if value is None else f"{value:.1%}"
 
@@ -340,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the deidentify flow on a contributions folder")
     run.add_argument("input_dir", type=Path, help="folder with cases.csv and images/")
-    run.add_argument("--workspace", type=Path, default=Path("workspace"), help="private workspace (default ./workspace)")
+    run.add_argument(
+        "--workspace", type=Path, default=Path("workspace"), help="private workspace (default ./workspace)"
+    )
     run.add_argument("--config", type=Path, help="deid.toml overlaid on the defaults")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--cluster", help="fan out on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'")

@@ -89,7 +89,11 @@ class KindRule:
     margin_frac: float
 
     def __post_init__(self) -> None:
-        _require(0.0 <= self.review_score <= self.min_score <= 1.0, "policy.<kind>", "needs 0 <= review_score <= min_score <= 1")
+        _require(
+            0.0 <= self.review_score <= self.min_score <= 1.0,
+            "policy.<kind>",
+            "needs 0 <= review_score <= min_score <= 1",
+        )
         _require(0.0 <= self.margin_frac <= 2.0, "policy.<kind>.margin_frac", "must be in 0..2")
 
 
@@ -132,7 +136,11 @@ class PolicySettings:
     hold_body_parts: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        _require(len(self.fill_rgb) == 3 and all(0 <= c <= 255 for c in self.fill_rgb), "policy.fill_rgb", "must be three values in 0..255")
+        _require(
+            len(self.fill_rgb) == 3 and all(0 <= c <= 255 for c in self.fill_rgb),
+            "policy.fill_rgb",
+            "must be three values in 0..255",
+        )
 
     def rule_for(self, kind: RegionKind) -> KindRule:
         """The rule for ``kind``, falling back to holding every region of it."""
@@ -171,7 +179,11 @@ class MatchSettings:
     web_max_results: int
 
     def __post_init__(self) -> None:
-        _require(0 <= self.max_distance_bits <= self.review_distance_bits <= 64, "match", "needs 0 <= max_distance_bits <= review_distance_bits <= 64")
+        _require(
+            0 <= self.max_distance_bits <= self.review_distance_bits <= 64,
+            "match",
+            "needs 0 <= max_distance_bits <= review_distance_bits <= 64",
+        )
         _require(64 <= self.thumbnail_side_px <= 2048, "match.thumbnail_side_px", "must be in 64..2048")
         sides, grids = self.reference_crop_sides, self.reference_crop_grids
         _require(all(0.3 <= side < 1.0 for side in sides), "match.reference_crop_sides", "must each be in [0.3, 1)")
@@ -370,6 +382,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key} = {value!r} is not allowed", hint=f"use one of {valid}") from None
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is Any or (isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+    if hint is Any or (
+        isinstance(hint, type) and isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    ):
         return value
     raise ConfigError(f"{key} = {value!r} has the wrong type", hint=f"expected {getattr(hint, '__name__', hint)}")

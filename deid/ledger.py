@@ -352,7 +352,7 @@ class Ledger:
         width: int | None = None,
         height: int | None = None,
         image_format: str | None = None,
-        fingerprints: dict[str, str] | None = None,
+        fingerprints: dict[str, Any] | None = None,
         kept_metadata: dict[str, Any] | None = None,
         skin_tone: dict[str, Any] | None = None,
     ) -> None:

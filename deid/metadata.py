@@ -1143,4 +1143,3 @@ def trailing_data(report: MetadataReport) -> str | None:
 def is_known_appendix(description: str) -> bool:
     """True when trailing data is something phones append legitimately, not a polyglot payload."""
     return any(known in description for known in KNOWN_APPENDICES)
-

@@ -34,6 +34,17 @@ from deid.detect import Detector, build_detectors, detect_regions, make_detectio
 from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
 from deid.io import load_image, read_bytes
 from deid.ledger import Ledger, ledger_url
+from deid.match import (
+    DiskMatchIndex,
+    Fingerprints,
+    MatchIndex,
+    MatchResult,
+    Verdict,
+    build_web_searches,
+    cluster_duplicates,
+    file_reference_loader,
+    match_image,
+)
 from deid.metadata import (
     SUFFIXES,
     MetadataReport,
@@ -44,10 +55,10 @@ from deid.metadata import (
     trailing_data,
 )
 from deid.policy import apply_policy
-from deid.preview import is_preview_needed, write_preview
+from deid.preview import is_preview_needed, write_match_preview, write_preview
 from deid.redact import render_decision
 from deid.skin_tone import estimate_skin_tone
-from deid.types import Action, Case, Decision, Region, Status
+from deid.types import Action, Case, Decision, Match, Region, RGBImage, Status
 from deid.verify import verify_clean
 
 logger = logging.getLogger(__name__)
@@ -93,6 +104,11 @@ class Workspace:
         """Before/after previews for reviewers."""
         return self.root / "previews"
 
+    @property
+    def release_index(self) -> Path:
+        """Fingerprints of every image already released (a :class:`~deid.match.DiskMatchIndex`)."""
+        return self.root / "release-index"
+
     def create(self) -> Workspace:
         """Make every folder; return self."""
         for folder in (self.originals, self.staged_images, self.held, self.previews):
@@ -127,6 +143,8 @@ class ImageResult:
     image_format: str | None = None
     kept_metadata: dict[str, Any] | None = None
     skin_tone: dict[str, Any] | None = None
+    fingerprints: dict[str, Any] | None = None
+    matches: tuple[tuple[Match, str], ...] = ()
     seconds: float = 0.0
 
 
@@ -157,6 +175,7 @@ class BatchSummary:
     items: list[dict[str, Any]] = field(default_factory=list)
     problems: list[dict[str, str]] = field(default_factory=list)
     anonymity: dict[str, Any] = field(default_factory=dict)
+    public_copies: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form for ``deid run --json``."""
@@ -176,6 +195,7 @@ class BatchSummary:
             },
             "items": self.items,
             "problems": self.problems,
+            "public_copies": self.public_copies,
             "anonymity": self.anonymity,
         }
 
@@ -193,6 +213,8 @@ class BatchSummary:
             if item["status"] != Status.OK or item["action"] in (Action.REDACT, Action.CROP):
                 why = "; ".join(item["reasons"][:3])
                 lines.append(f"  - {item['original_name']}: {item['status']} {item['action'] or ''} ({why})")
+        for copy in self.public_copies:
+            lines.append(f"  public copy excluded: {copy['original_name']} ({copy['evidence']})")
         for problem in self.problems:
             lines.append(f"  ! {problem['where']}: {problem['problem']}")
         if self.anonymity:
@@ -394,6 +416,37 @@ def _check_trailing_data(path: Path, report: MetadataReport, config: Config) -> 
         )
 
 
+@lru_cache(maxsize=4)
+def _open_index(directory: str) -> MatchIndex:
+    """A read-only view of a persistent match index, opened once per process."""
+    return DiskMatchIndex(directory, readonly=True)
+
+
+def _match(pixels: RGBImage, config: Config, workspace: Workspace) -> MatchResult:
+    """Public copies (the curators' index, web search if configured) and images of earlier releases."""
+    public = _open_index(str(Path(config.match.index_dir).resolve())) if config.match.index_dir else None
+    released = _open_index(str(workspace.release_index)) if (workspace.release_index / "meta.json").exists() else None
+    return match_image(
+        pixels,
+        public,
+        config.match,
+        release_index=released,
+        load_reference=file_reference_loader(config.input),
+        web=build_web_searches(config.match),
+    )
+
+
+def _write_match_preview(pixels: RGBImage, matched: MatchResult, config: Config, path: Path) -> None:
+    """The contribution beside its closest reference, for the reviewer (or the exclusion record)."""
+    reference = None
+    if matched.matches:
+        try:
+            reference = file_reference_loader(config.input)(matched.matches[0].match.reference)
+        except DeidError:
+            reference = None  # the reference file moved; the preview says so
+    write_match_preview(pixels, reference, [str(matched.verdict), *matched.reasons[:1]], path)
+
+
 def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: Sequence[Detector]) -> ImageResult:
     source = Path(task.original_path)
     raw = read_bytes(source, config.input)
@@ -401,18 +454,25 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     _check_trailing_data(source, report, config)
     loaded = load_image(source, config.input, data=raw)
     pixels = loaded.pixels
+    matched = _match(pixels, config, workspace)
+    evidence = {
+        "kept_metadata": aggregate_metadata(report),
+        "fingerprints": matched.fingerprints.to_json(),
+        "matches": tuple((e.match, str(e.verdict)) for e in matched.matches),
+        "width": loaded.width,
+        "height": loaded.height,
+        "image_format": loaded.format,
+    }
+    if matched.verdict is not Verdict.NONE:
+        _write_match_preview(pixels, matched, config, workspace.previews / f"{task.image_id}_match.png")
+    if matched.verdict in (Verdict.PUBLIC_COPY, Verdict.DUPLICATE):
+        return ImageResult(task.image_id, Status.EXCLUDED, (*loaded.notes, *matched.reasons), **evidence)
     found = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px)
     decision = apply_policy(
         found, config.policy, body_parts=task.body_parts, image_shape=pixels.shape, skin_mask=estimate_skin_mask(pixels)
     )
-    reasons = (*loaded.notes, *decision.reasons)
-    base: dict[str, Any] = {
-        "regions": tuple(found),
-        "width": loaded.width,
-        "height": loaded.height,
-        "image_format": loaded.format,
-        "kept_metadata": aggregate_metadata(report),
-    }
+    reasons = (*loaded.notes, *matched.reasons, *decision.reasons)
+    base: dict[str, Any] = {"regions": tuple(found), **evidence}
     preview = workspace.previews / f"{task.image_id}.png"
     if decision.action is Action.EXCLUDE:
         write_preview(pixels, found, decision, None, preview)
@@ -427,7 +487,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     if not verdict.ok:  # never expected: a fresh encode carries nothing; fail closed if it ever does
         raise DeidError("encoded output failed verification: " + "; ".join(verdict.problems), path=source)
     name = f"{task.image_id}{SUFFIXES[config.output.format]}"
-    status = Status.HELD if decision.action is Action.HOLD else Status.OK
+    status = Status.HELD if decision.action is Action.HOLD or matched.verdict is Verdict.REVIEW else Status.OK
     target = (workspace.held if status is Status.HELD else workspace.staged_images) / name
     _write_atomic(target, data)
     return ImageResult(
@@ -458,7 +518,10 @@ def record_image_result(ledger: Ledger, result: ImageResult) -> None:
         image_format=result.image_format,
         kept_metadata=result.kept_metadata,
         skin_tone=result.skin_tone,
+        fingerprints=result.fingerprints,
     )
+    if result.matches:
+        ledger.record_matches(result.image_id, result.matches, actor="match")
 
 
 def finish_batch(
@@ -475,6 +538,7 @@ def finish_batch(
     cases, _ = read_cases(Path(input_dir) / CASES_FILE)
     by_id = {case.contribution_id: case for case in cases}
     _exclude_exact_duplicates(ledger, workspace, by_id)
+    _exclude_near_duplicates(ledger, workspace, by_id, config)
     image_paths = {
         cid: [
             (f"images/{r.staged_name}", _shot_type(ledger, r.image_id))
@@ -552,6 +616,11 @@ def _summarise(
                 "output": record.staged_name,
             }
         )
+        public = [reason for reason in record.reasons if reason.startswith("match.public_copy")]
+        if public:
+            summary.public_copies.append(
+                {"image_id": record.image_id, "original_name": record.original_name, "evidence": public[0]}
+            )
         if record.status is Status.OK:
             summary.released += 1
             summary.redacted += record.action is Action.REDACT
@@ -565,6 +634,33 @@ def _summarise(
     return summary
 
 
+def _exclude_near_duplicates(ledger: Ledger, workspace: Workspace, cases: Mapping[str, Case], config: Config) -> None:
+    """Cluster the batch's near-identical images (and hits on earlier releases); keep one per cluster."""
+    items: dict[str, Fingerprints] = {}
+    for contribution_id in cases:
+        for record in ledger.images(contribution_id=contribution_id):
+            stored = ledger.image_details(record.image_id).get("fingerprints")
+            if record.status is not Status.EXCLUDED and stored:
+                items[record.image_id] = Fingerprints.from_json(json.loads(stored))
+    released = _open_index(str(workspace.release_index)) if (workspace.release_index / "meta.json").exists() else None
+    for cluster in cluster_duplicates(items, config.match, release_index=released):
+        links = dict(cluster.matches)
+        for image_id in cluster.excluded:
+            link = links.get(image_id)
+            distance = f" at {link.distance:g} bits" if link is not None else ""
+            where = "an image of an earlier release" if cluster.released else f"image {cluster.kept}"
+            _exclude(ledger, workspace, image_id, f"duplicate: near-identical to {where}{distance}")
+
+
+def _exclude(ledger: Ledger, workspace: Workspace, image_id: str, reason: str) -> None:
+    """Exclude an image: drop its candidate file (the original stays in originals/) and record why."""
+    record = ledger.image(image_id)
+    if record.staged_name:
+        for folder in (workspace.staged_images, workspace.held):
+            (folder / record.staged_name).unlink(missing_ok=True)
+    ledger.set_image_status(image_id, Status.EXCLUDED, [reason], actor="dedup")
+
+
 def _exclude_exact_duplicates(ledger: Ledger, workspace: Workspace, cases: Mapping[str, Case]) -> None:
     """Within the batch, keep the first copy of byte-identical images; exclude the rest.
 
@@ -576,12 +672,7 @@ def _exclude_exact_duplicates(ledger: Ledger, workspace: Workspace, cases: Mappi
         for record in ledger.images(contribution_id=contribution_id):
             keeper = first_seen.setdefault(record.sha256, record.image_id)
             if keeper != record.image_id and record.status is not Status.EXCLUDED:
-                if record.staged_name:
-                    for folder in (workspace.staged_images, workspace.held):
-                        (folder / record.staged_name).unlink(missing_ok=True)
-                ledger.set_image_status(
-                    record.image_id, Status.EXCLUDED, [f"duplicate: same bytes as image {keeper}"], actor="dedup"
-                )
+                _exclude(ledger, workspace, record.image_id, f"duplicate: same bytes as image {keeper}")
 
 
 def write_manifest(staged: Path) -> Path:

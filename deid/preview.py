@@ -135,6 +135,48 @@ def write_preview(
     return target
 
 
+def render_match_preview(query: RGBImage, reference: RGBImage | None, lines: Sequence[str]) -> RGBImage:
+    """The contribution (left) beside the reference it matched (right), with the verdict on top."""
+    left = _resize(query, _PANEL_HEIGHT_PX / max(1, query.shape[0]))
+    if reference is not None:
+        right = _resize(reference, _PANEL_HEIGHT_PX / max(1, reference.shape[0]))
+    else:
+        right = np.full((_PANEL_HEIGHT_PX, max(1, left.shape[1] // 2), 3), _BACKGROUND, dtype=np.uint8)
+        cv2.putText(
+            right, "reference not available", (10, _PANEL_HEIGHT_PX // 2), _FONT, 0.6, _TEXT_COLOUR, 1, cv2.LINE_AA
+        )
+    canvas = np.full(
+        (_HEADER_PX + _PANEL_HEIGHT_PX, left.shape[1] + _GAP_PX + right.shape[1], 3), _BACKGROUND, dtype=np.uint8
+    )
+    canvas[_HEADER_PX : _HEADER_PX + left.shape[0], : left.shape[1]] = left
+    canvas[_HEADER_PX : _HEADER_PX + right.shape[0], left.shape[1] + _GAP_PX :] = right
+    for number, line in enumerate(list(lines)[:2]):
+        text = line.encode("ascii", "replace").decode("ascii")
+        cv2.putText(canvas, text[:160], (8, 20 + 24 * number), _FONT, 0.5, _TEXT_COLOUR, 1, cv2.LINE_AA)
+    return canvas
+
+
+def write_match_preview(query: RGBImage, reference: RGBImage | None, lines: Sequence[str], path: str | Path) -> Path:
+    """Write :func:`render_match_preview` as a PNG in the private workspace, for a reviewer.
+
+    Raises
+    ------
+    DeidError
+        If the file cannot be written.
+    """
+    target = Path(path)
+    buffer = io.BytesIO()
+    Image.fromarray(render_match_preview(query, reference, lines), "RGB").save(buffer, format="PNG")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(buffer.getvalue())
+    except OSError as error:
+        raise DeidError(
+            f"cannot write preview: {error.strerror}", path=target, hint="check the workspace folder"
+        ) from error
+    return target
+
+
 def _resize(image: RGBImage, scale: float) -> RGBImage:
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -153,4 +195,12 @@ def _draw_box(
     cv2.putText(panel, label, (top_left[0] + 2, text_y), _FONT, 0.5, colour, 1 if not thick else 2, cv2.LINE_AA)
 
 
-__all__ = ["CROP_COLOUR", "KIND_COLOURS", "is_preview_needed", "render_preview", "write_preview"]
+__all__ = [
+    "CROP_COLOUR",
+    "KIND_COLOURS",
+    "is_preview_needed",
+    "render_match_preview",
+    "render_preview",
+    "write_match_preview",
+    "write_preview",
+]

@@ -78,7 +78,9 @@ def paste(background: np.ndarray, patch: np.ndarray, left: int, top: int) -> np.
     return out
 
 
-def draw_text(image: np.ndarray, text: str, xy: tuple[int, int], size: int, *, fill=(20, 20, 20), box=None) -> np.ndarray:
+def draw_text(
+    image: np.ndarray, text: str, xy: tuple[int, int], size: int, *, fill=(20, 20, 20), box=None
+) -> np.ndarray:
     pil = Image.fromarray(image)
     draw = ImageDraw.Draw(pil)
     font = ImageFont.load_default(size=size)
@@ -146,50 +148,71 @@ def save_jpeg(name: str, pixels: np.ndarray, *, exif: bytes | None = None, quali
     Image.fromarray(pixels).save(IMAGES / name, "JPEG", **kwargs)
 
 
+def write_public_atlas() -> None:
+    """A stand-in for the curators' index of public images: scikit-image's published photos.
+
+    ``coffee`` is the photo contribution c19 sent in (as a smaller, re-encoded copy, the way it
+    would sit in an atlas or a web crawl); the others are unrelated public photos.
+    """
+    public = HERE / "public"
+    public.mkdir(exist_ok=True)
+    for old in public.iterdir():
+        old.unlink()
+    for name, loader in (
+        ("coffee", data.coffee),
+        ("chelsea", data.chelsea),
+        ("rocket", data.rocket),
+        ("hubble", data.hubble_deep_field),
+    ):
+        image = Image.fromarray(loader()).convert("RGB")
+        image.thumbnail((480, 480))
+        image.save(public / f"{name}.jpg", "JPEG", quality=80)
+
+
 def main() -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     for old in IMAGES.iterdir():
         old.unlink()
-    W, H = 960, 720
+    width, height = 960, 720
 
     # 1. Close-up rash, GPS-tagged EXIF from a "phone" (released, no EXIF must survive).
-    save_jpeg("c01_rash_gps.jpg", add_rash(skin(W, H, 2), (480, 360), 220), exif=gps_exif())
-    save_jpeg("c01_rash_angle.jpg", add_rash(skin(W, H, 2), (420, 380), 180))
+    save_jpeg("c01_rash_gps.jpg", add_rash(skin(width, height, 2), (480, 360), 220), exif=gps_exif())
+    save_jpeg("c01_rash_angle.jpg", add_rash(skin(width, height, 2), (420, 380), 180))
     # 2. Astronaut portrait (a face: redacted).
     save_jpeg("c02_astronaut.jpg", data.astronaut())
     # 3. Forearm rash with a face in the corner (crop candidate).
-    arm = add_rash(skin(W, H, 3), (600, 430), 200)
+    arm = add_rash(skin(width, height, 3), (600, 430), 200)
     save_jpeg("c03_face_corner.jpg", paste(arm, face_patch(200), 8, 8))
     # 4. Mole close-up stored sideways with EXIF orientation 6 (must come out upright).
-    mole = add_mole(skin(H, W, 4), (360, 300), 45)  # portrait 720 wide x 960 high when upright
+    mole = add_mole(skin(height, width, 4), (360, 300), 45)  # portrait 720 wide x 960 high when upright
     sideways = np.ascontiguousarray(np.rot90(mole, k=1))  # stored rotated 90 degrees counter-clockwise
     save_jpeg("c04_mole_rotated.jpg", sideways, exif=piexif.dump({"0th": {piexif.ImageIFD.Orientation: 6}}))
     # 5. Rash next to a hospital wristband with a name (text: redacted).
-    wrist = add_rash(skin(W, H, 5), (330, 360), 170)
+    wrist = add_rash(skin(width, height, 5), (330, 360), 170)
     wrist = draw_text(wrist, "DOE, JOHN  MRN 00482913  DOB 1961-03-02", (470, 330), 20, box=(245, 245, 245))
     save_jpeg("c05_wristband.jpg", wrist)
     # 6. Corrupt upload: a truncated JPEG (held with a named error).
     buffer = io.BytesIO()
-    Image.fromarray(add_rash(skin(W, H, 3), (480, 360), 200)).save(buffer, "JPEG", quality=86)
+    Image.fromarray(add_rash(skin(width, height, 3), (480, 360), 200)).save(buffer, "JPEG", quality=86)
     (IMAGES / "c06_truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 3])
-    save_jpeg("c06_rash_ok.jpg", add_rash(skin(W, H, 3), (500, 330), 160))
+    save_jpeg("c06_rash_ok.jpg", add_rash(skin(width, height, 3), (500, 330), 160))
     # 7. Duplicate: contributor 7 uploads c01's photo again, byte for byte.
     (IMAGES / "c07_same_as_c01.jpg").write_bytes((IMAGES / "c01_rash_gps.jpg").read_bytes())
-    save_jpeg("c07_rash_far.jpg", add_rash(skin(W, H, 2), (480, 360), 120))
+    save_jpeg("c07_rash_far.jpg", add_rash(skin(width, height, 2), (480, 360), 120))
     # 8. Tattoo near the lesion (held for review by default).
-    ink = draw_tattoo(add_mole(skin(W, H, 2), (260, 520), 30), (640, 330), 120)
+    ink = draw_tattoo(add_mole(skin(width, height, 2), (260, 520), 30), (640, 330), 120)
     save_jpeg("c08_tattoo.jpg", ink)
     # 9. Rare demographic combination (k-anonymity must generalise or suppress it).
-    save_jpeg("c09_rash_rare.jpg", add_rash(skin(W, H, 6), (480, 360), 200))
+    save_jpeg("c09_rash_rare.jpg", add_rash(skin(width, height, 6), (480, 360), 200))
     # 10. Document photographed beside the lesion (scikit-image's text and page photos).
     page = np.stack([data.page()] * 3, axis=-1)
-    doc = paste(add_rash(skin(W, H, 3), (700, 360), 160), page[:, :480], 20, 150)
+    doc = paste(add_rash(skin(width, height, 3), (700, 360), 160), page[:, :480], 20, 150)
     save_jpeg("c10_document.jpg", doc)
     save_jpeg("c10_sign.jpg", np.stack([data.text()] * 3, axis=-1))
     # 11. Neck close-up (self-reported body part "neck": held by default).
-    save_jpeg("c11_neck.jpg", add_rash(skin(W, H, 1), (480, 300), 210))
+    save_jpeg("c11_neck.jpg", add_rash(skin(width, height, 1), (480, 300), 210))
     # 12. Under-18 contributor (held: SCIN took adults only).
-    save_jpeg("c12_minor.jpg", add_rash(skin(W, H, 2), (480, 360), 150))
+    save_jpeg("c12_minor.jpg", add_rash(skin(width, height, 2), (480, 360), 150))
     # 13. PNG with text chunks naming a person and a place.
     info = PngImagePlugin.PngInfo()
     info.add_text("Author", "Jane Q. Contributor")
@@ -201,30 +224,250 @@ def main() -> None:
         tone = int(rng.integers(1, 6))
         for view in range(1, 3):
             centre = (int(rng.integers(300, 660)), int(rng.integers(250, 470)))
-            save_jpeg(f"c{number}_view{view}.jpg", add_rash(skin(W, H, tone), centre, int(rng.integers(120, 220))))
+            patch = skin(width, height, tone)  # draws from rng before the radius: keep this order
+            save_jpeg(f"c{number}_view{view}.jpg", add_rash(patch, centre, int(rng.integers(120, 220))))
     # 19. Coffee cup photo: no skin, no face (released unchanged but re-encoded).
     save_jpeg("c19_coffee.jpg", data.coffee())
 
     rows = [
-        ("c01", "2025-06-14T09:40:00Z", "34", "female", "FST2", "white", "arm", "itching", "raised_or_bumpy", "ONE_TO_FOUR_WEEKS", "RASH", "Started after gardening; call me 07700 900123", [("c01_rash_gps.jpg", "CLOSE_UP"), ("c01_rash_angle.jpg", "AT_AN_ANGLE")]),
-        ("c02", "2025-06-15T11:02:00Z", "41", "male", "FST2", "white", "chest", "", "", "MORE_THAN_ONE_YEAR", "OTHER", "", [("c02_astronaut.jpg", "AT_DISTANCE")]),
-        ("c03", "2025-06-16T08:15:00Z", "29", "female", "FST3", "hispanic_latino_or_spanish_origin", "arm", "burning", "flat", "ONE_TO_SEVEN_DAYS", "RASH", "", [("c03_face_corner.jpg", "AT_DISTANCE")]),
-        ("c04", "2025-06-16T19:22:00Z", "52", "male", "FST4", "asian", "back", "", "raised_or_bumpy", "MORE_THAN_ONE_YEAR", "PIGMENTARY", "", [("c04_mole_rotated.jpg", "CLOSE_UP")]),
-        ("c05", "2025-06-17T10:05:00Z", "63", "male", "FST5", "black_or_african_american", "arm;hand", "itching", "flat", "ONE_TO_FOUR_WEEKS", "RASH", "", [("c05_wristband.jpg", "AT_AN_ANGLE")]),
-        ("c06", "2025-06-18T13:30:00Z", "38", "female", "FST3", "white", "leg", "", "flat", "ONE_TO_FOUR_WEEKS", "RASH", "", [("c06_truncated.jpg", "CLOSE_UP"), ("c06_rash_ok.jpg", "AT_AN_ANGLE")]),
-        ("c07", "2025-06-18T15:45:00Z", "34", "female", "FST2", "white", "arm", "itching", "raised_or_bumpy", "ONE_TO_FOUR_WEEKS", "RASH", "", [("c07_same_as_c01.jpg", "CLOSE_UP"), ("c07_rash_far.jpg", "AT_DISTANCE")]),
-        ("c08", "2025-06-19T09:00:00Z", "27", "female", "FST2", "white", "arm", "", "flat", "THREE_TO_TWELVE_MONTHS", "PIGMENTARY", "", [("c08_tattoo.jpg", "AT_AN_ANGLE")]),
-        ("c09", "2025-06-20T17:12:00Z", "67", "intersex", "FST6", "native_hawaiian_or_pacific_islander;asian", "leg", "pain", "raised_or_bumpy", "ONE_TO_FOUR_WEEKS", "RASH", "", [("c09_rash_rare.jpg", "CLOSE_UP")]),
-        ("c10", "2025-06-21T12:00:00Z", "45", "female", "FST3", "white", "arm", "", "flat", "ONE_TO_FOUR_WEEKS", "RASH", "See letter from Dr. Smith, 14 Elm Road", [("c10_document.jpg", "AT_DISTANCE"), ("c10_sign.jpg", "AT_DISTANCE")]),
-        ("c11", "2025-06-22T08:45:00Z", "31", "male", "FST1", "white", "neck", "itching", "raised_or_bumpy", "ONE_TO_SEVEN_DAYS", "RASH", "", [("c11_neck.jpg", "CLOSE_UP")]),
-        ("c12", "2025-06-22T18:20:00Z", "16", "female", "FST2", "white", "arm", "", "flat", "ONE_TO_FOUR_WEEKS", "RASH", "", [("c12_minor.jpg", "CLOSE_UP")]),
-        ("c13", "2025-06-23T10:10:00Z", "58", "female", "FST4", "asian", "leg", "", "flat", "MORE_THAN_ONE_YEAR", "RASH", "", [("c13_rash.png", "CLOSE_UP")]),
+        (
+            "c01",
+            "2025-06-14T09:40:00Z",
+            "34",
+            "female",
+            "FST2",
+            "white",
+            "arm",
+            "itching",
+            "raised_or_bumpy",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "Started after gardening; call me 07700 900123",
+            [("c01_rash_gps.jpg", "CLOSE_UP"), ("c01_rash_angle.jpg", "AT_AN_ANGLE")],
+        ),
+        (
+            "c02",
+            "2025-06-15T11:02:00Z",
+            "41",
+            "male",
+            "FST2",
+            "white",
+            "chest",
+            "",
+            "",
+            "MORE_THAN_ONE_YEAR",
+            "OTHER",
+            "",
+            [("c02_astronaut.jpg", "AT_DISTANCE")],
+        ),
+        (
+            "c03",
+            "2025-06-16T08:15:00Z",
+            "29",
+            "female",
+            "FST3",
+            "hispanic_latino_or_spanish_origin",
+            "arm",
+            "burning",
+            "flat",
+            "ONE_TO_SEVEN_DAYS",
+            "RASH",
+            "",
+            [("c03_face_corner.jpg", "AT_DISTANCE")],
+        ),
+        (
+            "c04",
+            "2025-06-16T19:22:00Z",
+            "52",
+            "male",
+            "FST4",
+            "asian",
+            "back",
+            "",
+            "raised_or_bumpy",
+            "MORE_THAN_ONE_YEAR",
+            "PIGMENTARY",
+            "",
+            [("c04_mole_rotated.jpg", "CLOSE_UP")],
+        ),
+        (
+            "c05",
+            "2025-06-17T10:05:00Z",
+            "63",
+            "male",
+            "FST5",
+            "black_or_african_american",
+            "arm;hand",
+            "itching",
+            "flat",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "",
+            [("c05_wristband.jpg", "AT_AN_ANGLE")],
+        ),
+        (
+            "c06",
+            "2025-06-18T13:30:00Z",
+            "38",
+            "female",
+            "FST3",
+            "white",
+            "leg",
+            "",
+            "flat",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "",
+            [("c06_truncated.jpg", "CLOSE_UP"), ("c06_rash_ok.jpg", "AT_AN_ANGLE")],
+        ),
+        (
+            "c07",
+            "2025-06-18T15:45:00Z",
+            "34",
+            "female",
+            "FST2",
+            "white",
+            "arm",
+            "itching",
+            "raised_or_bumpy",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "",
+            [("c07_same_as_c01.jpg", "CLOSE_UP"), ("c07_rash_far.jpg", "AT_DISTANCE")],
+        ),
+        (
+            "c08",
+            "2025-06-19T09:00:00Z",
+            "27",
+            "female",
+            "FST2",
+            "white",
+            "arm",
+            "",
+            "flat",
+            "THREE_TO_TWELVE_MONTHS",
+            "PIGMENTARY",
+            "",
+            [("c08_tattoo.jpg", "AT_AN_ANGLE")],
+        ),
+        (
+            "c09",
+            "2025-06-20T17:12:00Z",
+            "67",
+            "intersex",
+            "FST6",
+            "native_hawaiian_or_pacific_islander;asian",
+            "leg",
+            "pain",
+            "raised_or_bumpy",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "",
+            [("c09_rash_rare.jpg", "CLOSE_UP")],
+        ),
+        (
+            "c10",
+            "2025-06-21T12:00:00Z",
+            "45",
+            "female",
+            "FST3",
+            "white",
+            "arm",
+            "",
+            "flat",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "See letter from Dr. Smith, 14 Elm Road",
+            [("c10_document.jpg", "AT_DISTANCE"), ("c10_sign.jpg", "AT_DISTANCE")],
+        ),
+        (
+            "c11",
+            "2025-06-22T08:45:00Z",
+            "31",
+            "male",
+            "FST1",
+            "white",
+            "neck",
+            "itching",
+            "raised_or_bumpy",
+            "ONE_TO_SEVEN_DAYS",
+            "RASH",
+            "",
+            [("c11_neck.jpg", "CLOSE_UP")],
+        ),
+        (
+            "c12",
+            "2025-06-22T18:20:00Z",
+            "16",
+            "female",
+            "FST2",
+            "white",
+            "arm",
+            "",
+            "flat",
+            "ONE_TO_FOUR_WEEKS",
+            "RASH",
+            "",
+            [("c12_minor.jpg", "CLOSE_UP")],
+        ),
+        (
+            "c13",
+            "2025-06-23T10:10:00Z",
+            "58",
+            "female",
+            "FST4",
+            "asian",
+            "leg",
+            "",
+            "flat",
+            "MORE_THAN_ONE_YEAR",
+            "RASH",
+            "",
+            [("c13_rash.png", "CLOSE_UP")],
+        ),
     ]
     for number in range(14, 19):
-        rows.append((f"c{number}", f"2025-06-{10 + number}T09:00:00Z", str(int(rng.integers(20, 75))), ["female", "male"][number % 2], f"FST{1 + number % 5}", "white", "arm", "itching", "flat", "ONE_TO_FOUR_WEEKS", "RASH", "", [(f"c{number}_view1.jpg", "CLOSE_UP"), (f"c{number}_view2.jpg", "AT_AN_ANGLE")]))
-    rows.append(("c19", "2025-06-30T09:00:00Z", "", "", "", "", "", "", "", "", "", "", [("c19_coffee.jpg", "AT_DISTANCE")]))
+        rows.append(
+            (
+                f"c{number}",
+                f"2025-06-{10 + number}T09:00:00Z",
+                str(int(rng.integers(20, 75))),
+                ["female", "male"][number % 2],
+                f"FST{1 + number % 5}",
+                "white",
+                "arm",
+                "itching",
+                "flat",
+                "ONE_TO_FOUR_WEEKS",
+                "RASH",
+                "",
+                [(f"c{number}_view1.jpg", "CLOSE_UP"), (f"c{number}_view2.jpg", "AT_AN_ANGLE")],
+            )
+        )
+    rows.append(
+        ("c19", "2025-06-30T09:00:00Z", "", "", "", "", "", "", "", "", "", "", [("c19_coffee.jpg", "AT_DISTANCE")])
+    )
 
-    header = ["contribution_id", "submitted_at", "age", "sex", "skin_type", "race_ethnicity", "body_parts", "symptoms", "textures", "duration", "related_category", "description", "image_1", "shot_type_1", "image_2", "shot_type_2", "image_3", "shot_type_3"]
+    header = [
+        "contribution_id",
+        "submitted_at",
+        "age",
+        "sex",
+        "skin_type",
+        "race_ethnicity",
+        "body_parts",
+        "symptoms",
+        "textures",
+        "duration",
+        "related_category",
+        "description",
+        "image_1",
+        "shot_type_1",
+        "image_2",
+        "shot_type_2",
+        "image_3",
+        "shot_type_3",
+    ]
     with open(HERE / "cases.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
@@ -233,6 +476,7 @@ def main() -> None:
             for index in range(3):
                 cells += list(images[index]) if index < len(images) else ["", ""]
             writer.writerow(cells)
+    write_public_atlas()
     total = sum(p.stat().st_size for p in IMAGES.iterdir())
     print(f"wrote {len(rows)} contributions, {len(list(IMAGES.iterdir()))} images, {total / 1e6:.1f} MB")
 

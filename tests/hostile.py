@@ -41,7 +41,12 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def png_bomb(width: int, height: int) -> bytes:
     """A tiny PNG whose header promises ``width x height`` RGB pixels."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -97,20 +102,36 @@ def jpeg_with_app1(app1_body: bytes) -> bytes:
 
 def exif_loop() -> bytes:
     """EXIF whose IFD0 'next IFD' pointer points back at itself."""
-    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHI", 0x0112, 3, 1) + struct.pack(">HH", 6, 0) + struct.pack(">I", 8)
+    tiff = (
+        b"MM\x00\x2a\x00\x00\x00\x08"
+        + struct.pack(">H", 1)
+        + struct.pack(">HHI", 0x0112, 3, 1)
+        + struct.pack(">HH", 6, 0)
+        + struct.pack(">I", 8)
+    )
     return jpeg_with_app1(b"Exif\x00\x00" + tiff)
 
 
 def exif_huge_count() -> bytes:
     """EXIF with a Make tag claiming two billion bytes."""
-    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHII", 0x010F, 2, 0x7FFFFFFF, 0x100) + struct.pack(">I", 0)
+    tiff = (
+        b"MM\x00\x2a\x00\x00\x00\x08"
+        + struct.pack(">H", 1)
+        + struct.pack(">HHII", 0x010F, 2, 0x7FFFFFFF, 0x100)
+        + struct.pack(">I", 0)
+    )
     return jpeg_with_app1(b"Exif\x00\x00" + tiff)
 
 
 def exif_huge_long_count() -> bytes:
     """EXIF with a LONG tag claiming 0xFFFFFFFF values: found by the fuzzer, it once made piexif
     build a multi-gigabyte format string (``"L" * count``) and exhausted the machine's memory."""
-    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHII", 0x0100, 4, 0xFFFFFFFF, 0x1A) + struct.pack(">I", 0)
+    tiff = (
+        b"MM\x00\x2a\x00\x00\x00\x08"
+        + struct.pack(">H", 1)
+        + struct.pack(">HHII", 0x0100, 4, 0xFFFFFFFF, 0x1A)
+        + struct.pack(">I", 0)
+    )
     return jpeg_with_app1(b"Exif\x00\x00" + tiff)
 
 
@@ -121,7 +142,9 @@ def exif_bad_offset() -> bytes:
 
 def orientation(value: int) -> bytes:
     """A JPEG with an EXIF orientation of ``value`` (valid range 1..8)."""
-    return _encode(Image.fromarray(skin_photo(3)), "JPEG", exif=piexif.dump({"0th": {piexif.ImageIFD.Orientation: value}}))
+    return _encode(
+        Image.fromarray(skin_photo(3)), "JPEG", exif=piexif.dump({"0th": {piexif.ImageIFD.Orientation: value}})
+    )
 
 
 def face_hidden_by_alpha() -> bytes:
@@ -173,15 +196,28 @@ def hostile_files() -> list[HostileFile]:
         HostileFile("bomb_9k.png", png_bomb(9_000, 9_000), "unreadable_image", "pixel limit"),
         HostileFile("bomb.jpg", jpeg_bomb(), "unreadable_image", "decompression bomb"),
         HostileFile("bomb.tif", tiff_bomb(), "unreadable_image", "decompression bomb"),
-        HostileFile("oversize.png", _encode(Image.fromarray(noise), "PNG", compress_level=0), "unreadable_image", "byte limit"),
+        HostileFile(
+            "oversize.png", _encode(Image.fromarray(noise), "PNG", compress_level=0), "unreadable_image", "byte limit"
+        ),
         HostileFile("empty.jpg", b"", "unreadable_image", "empty"),
         HostileFile("truncated.jpg", good_jpeg[: len(good_jpeg) // 2], "unreadable_image", "truncated"),
         HostileFile("truncated.png", _encode(Image.fromarray(skin_photo(13)), "PNG")[:5000], "unreadable_image", ""),
-        HostileFile("png_named.jpg", _encode(Image.fromarray(skin_photo(14)), "PNG"), "unsupported_format", "content is PNG"),
+        HostileFile(
+            "png_named.jpg", _encode(Image.fromarray(skin_photo(14)), "PNG"), "unsupported_format", "content is PNG"
+        ),
         HostileFile("polyglot_zip.jpg", good_jpeg + b"PK\x03\x04" + b"\x14\x00" * 40, "unsupported_format", "polyglot"),
-        HostileFile("polyglot_html.jpg", good_jpeg + b"<html><script>alert(1)</script></html>", "unsupported_format", "polyglot"),
-        HostileFile("svg_named.png", b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect/></svg>', "unsupported_format", "not a"),
-        HostileFile("pdf_named.jpg", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "unsupported_format", "not a"),
+        HostileFile(
+            "polyglot_html.jpg", good_jpeg + b"<html><script>alert(1)</script></html>", "unsupported_format", "polyglot"
+        ),
+        HostileFile(
+            "svg_named.png",
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect/></svg>',
+            "unsupported_format",
+            "not a",
+        ),
+        HostileFile(
+            "pdf_named.jpg", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "unsupported_format", "not a"
+        ),
         HostileFile("exif_loop.jpg", exif_loop(), OK),
         HostileFile("exif_huge_count.jpg", exif_huge_count(), OK),
         HostileFile("exif_bad_offset.jpg", exif_bad_offset(), OK),
@@ -204,8 +240,27 @@ def hostile_files() -> list[HostileFile]:
     ]
 
 
-HEADER = ["contribution_id", "submitted_at", "age", "sex", "skin_type", "race_ethnicity", "body_parts", "symptoms", "textures", "duration", "related_category", "description", "image_1", "shot_type_1", "image_2", "shot_type_2", "image_3", "shot_type_3"]
-FORMULAS = ("=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)")
+HEADER = [
+    "contribution_id",
+    "submitted_at",
+    "age",
+    "sex",
+    "skin_type",
+    "race_ethnicity",
+    "body_parts",
+    "symptoms",
+    "textures",
+    "duration",
+    "related_category",
+    "description",
+    "image_1",
+    "shot_type_1",
+    "image_2",
+    "shot_type_2",
+    "image_3",
+    "shot_type_3",
+]
+FORMULAS = ('=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)")
 
 
 @dataclass(frozen=True)
@@ -235,16 +290,64 @@ def write_hostile_batch(root: Path) -> HostileBatch:
     for number, item in enumerate(files.values(), start=1):
         formula = FORMULAS[number % len(FORMULAS)]
         # Every contribution has its own self-reported answers; formula-like text in the free cells.
-        rows.append([f"h{number:02d}", "2025-07-01T10:00:00Z", "40", "female", "FST3", "white", "arm", "itching", "flat", formula, formula, formula, item.name, "CLOSE_UP", "", "", "", ""])
+        rows.append(
+            [
+                f"h{number:02d}",
+                "2025-07-01T10:00:00Z",
+                "40",
+                "female",
+                "FST3",
+                "white",
+                "arm",
+                "itching",
+                "flat",
+                formula,
+                formula,
+                formula,
+                item.name,
+                "CLOSE_UP",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
     bad_rows = {}
     unsafe = {}
-    rows.append(["", "2025-07-01T10:00:00Z", "40", "", "", "", "", "", "", "", "", "", "good_1.jpg", "", "", "", "", ""])
+    rows.append(
+        ["", "2025-07-01T10:00:00Z", "40", "", "", "", "", "", "", "", "", "", "good_1.jpg", "", "", "", "", ""]
+    )
     bad_rows[len(rows) + 1] = "contribution_id"
-    rows.append(["x01", "2025-07-01T10:00:00Z", "forty", "", "", "", "", "", "", "", "", "", "good_1.jpg", "", "", "", "", ""])
+    rows.append(
+        ["x01", "2025-07-01T10:00:00Z", "forty", "", "", "", "", "", "", "", "", "", "good_1.jpg", "", "", "", "", ""]
+    )
     bad_rows[len(rows) + 1] = "not a whole number"
-    rows.append(["h01", "2025-07-01T10:00:00Z", "40", "", "", "", "", "", "", "", "", "", "good_2.png", "", "", "", "", ""])
+    rows.append(
+        ["h01", "2025-07-01T10:00:00Z", "40", "", "", "", "", "", "", "", "", "", "good_2.png", "", "", "", "", ""]
+    )
     bad_rows[len(rows) + 1] = "duplicate contribution_id"
-    rows.append(["x02", "2025-07-01T10:00:00Z", "40", "", "", "", "", "", "", "", "", "", "good_1.jpg", "SIDEWAYS", "", "", "", ""])
+    rows.append(
+        [
+            "x02",
+            "2025-07-01T10:00:00Z",
+            "40",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "good_1.jpg",
+            "SIDEWAYS",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
     bad_rows[len(rows) + 1] = "shot_type_1"
     for contribution_id, name, words in (
         ("p01", f"../{root.name}_outside/secret.jpg", "leaves the images folder"),
@@ -253,7 +356,28 @@ def write_hostile_batch(root: Path) -> HostileBatch:
         ("p04", "absent.jpg", "not found"),
         ("p05", "x" * 300 + ".jpg", "cannot be opened"),
     ):
-        rows.append([contribution_id, "2025-07-01T10:00:00Z", "40", "", "", "", "", "", "", "", "", "", name, "", "", "", "", ""])
+        rows.append(
+            [
+                contribution_id,
+                "2025-07-01T10:00:00Z",
+                "40",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                name,
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
         unsafe[contribution_id] = words
     with open(root / "cases.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")

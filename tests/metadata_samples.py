@@ -397,7 +397,14 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("jpeg_icc", ".jpg", jpeg_icc, "APP2 (ICC_PROFILE)", "icc", ""),
     Sample("jpeg_mpo", ".jpg", jpeg_mpo, "APP2 (MPF)", "mpf", "embedded_image"),
     Sample("jpeg_comment", ".jpg", jpeg_comment, "comment segment COM", "jpeg.COM", "person"),
-    Sample("jpeg_jfif_thumbnail", ".jpg", jpeg_jfif_thumbnail, "JFIF APP0 carries a thumbnail", "jfif.thumbnail", "embedded_image"),  # noqa: E501
+    Sample(
+        "jpeg_jfif_thumbnail",
+        ".jpg",
+        jpeg_jfif_thumbnail,
+        "JFIF APP0 carries a thumbnail",
+        "jfif.thumbnail",
+        "embedded_image",
+    ),
     Sample("jpeg_jfxx", ".jpg", jpeg_jfxx, "APP0 (JFXX)", "jfif.thumbnail", "embedded_image"),
     Sample("jpeg_vendor_app6", ".jpg", jpeg_vendor_app, "APP6 (GoPro)", "jpeg.APP6", "device"),
     Sample("jpeg_trailing_zip", ".jpg", jpeg_trailing_zip, "byte(s) after EOI", "trailing", "other"),
@@ -416,7 +423,14 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("png_private_chunk", ".png", png_private_chunk, "prVW", "png.prVW", "other"),
     Sample("png_apng", ".png", png_apng, "animation chunk acTL", "frames", "embedded_image"),
     Sample("png_trailing", ".png", png_trailing, "byte(s) after IEND", "trailing", "other"),
-    Sample("png_acropalypse", ".png", png_acropalypse, "bytes follow the end of the compressed image data", "png.idat_leftover", "embedded_image"),  # noqa: E501
+    Sample(
+        "png_acropalypse",
+        ".png",
+        png_acropalypse,
+        "bytes follow the end of the compressed image data",
+        "png.idat_leftover",
+        "embedded_image",
+    ),
     Sample("webp_exif", ".webp", webp_exif, "metadata chunk EXIF", "webp.EXIF", "location"),
     Sample("webp_xmp", ".webp", webp_xmp, "metadata chunk XMP", "webp.XMP", "person"),
     Sample("webp_icc", ".webp", webp_icc, "metadata chunk ICCP", "webp.ICCP", ""),

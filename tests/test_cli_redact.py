@@ -47,7 +47,7 @@ def test_redact_crops_a_corner_face_redacts_a_centred_one_and_goes_on_after_a_ba
     corner = lines["corner"]
     assert (corner["decision"], corner["action"]) == ("released", "crop")
     (face,) = corner["regions"]
-    assert isinstance(face, dict) and face["kind"] == "face" and face["source"].startswith("faces.mediapipe")
+    assert isinstance(face, dict) and face["kind"] == "face" and face["source"].startswith("faces.")
     face_box, crop = Box.from_xywh(*face["box"]), Box.from_xywh(*corner["crop"])
     assert face_box.intersection(Box(20, 20, 280, 320)).area > 0, "mediapipe found the pasted face"
     assert crop.intersection(face_box).is_empty
@@ -86,6 +86,8 @@ def test_redact_holds_and_writes_nothing_under_a_hold_policy(
 def test_redact_prints_a_line_per_file_without_json(
     photos: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["redact", str(photos["centre"]), "--out", str(tmp_path)])
+    code = main(
+        ["redact", str(photos["centre"]), "--out", str(tmp_path), "--config", str(POLICIES / "faces_only.toml")]
+    )
     assert code == EXIT_OK
     assert capsys.readouterr().out.strip() == f"{photos['centre']}: released (redact) -> {tmp_path / 'centre.png'}"

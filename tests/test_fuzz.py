@@ -98,7 +98,7 @@ def test_metadata_reader_never_crashes(tmp_path: Path, case: tuple[str, bytes]) 
     assert isinstance(report.to_json(), dict)
 
 
-CSV_ALPHABET = st.sampled_from(list("abc,\"\n\r;=+-@ 0123456789:TZ.\t\\/") + ["é", "😀", "\x00", "..", "images/"])
+CSV_ALPHABET = st.sampled_from([*'abc,"\n\r;=+-@ 0123456789:TZ.\t\\/', "é", "😀", "\x00", "..", "images/"])
 
 
 @FUZZ
@@ -118,7 +118,9 @@ def test_cases_reader_returns_cases_or_raises_invalid_row(tmp_path: Path, body: 
         assert str(path) in problem.where
 
 
-@pytest.mark.parametrize("raw", [b"", b"\xff\xfe\x00", b"\xef\xbb\xbf", b"a,b\n\x00\x00"], ids=["empty", "utf16-bom", "utf8-bom-only", "nul"])
+@pytest.mark.parametrize(
+    "raw", [b"", b"\xff\xfe\x00", b"\xef\xbb\xbf", b"a,b\n\x00\x00"], ids=["empty", "utf16-bom", "utf8-bom-only", "nul"]
+)
 def test_degenerate_cases_files_are_input_errors(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "cases.csv"
     path.write_bytes(raw)
@@ -126,7 +128,9 @@ def test_degenerate_cases_files_are_input_errors(tmp_path: Path, raw: bytes) -> 
         read_cases(path)
 
 
-@pytest.mark.parametrize("builder", [exif_huge_long_count, exif_huge_count, exif_loop, exif_bad_offset], ids=lambda b: b.__name__)
+@pytest.mark.parametrize(
+    "builder", [exif_huge_long_count, exif_huge_count, exif_loop, exif_bad_offset], ids=lambda b: b.__name__
+)
 def test_hostile_exif_is_read_in_bounded_memory(tmp_path: Path, builder) -> None:  # type: ignore[no-untyped-def]
     """Regression (found by the fuzzer): declared EXIF counts must never size an allocation."""
     data = builder()
@@ -141,4 +145,3 @@ def test_hostile_exif_is_read_in_bounded_memory(tmp_path: Path, builder) -> None
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024, f"{peak / 1e6:.0f} MB to inspect a {len(data)}-byte file"
     assert isinstance(report.to_json(), dict)
-

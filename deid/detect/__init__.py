@@ -150,7 +150,9 @@ def detect_regions(
         except DeidError:
             raise
         except Exception as error:  # a model failure must hold the image, whatever it is
-            raise DetectorError(f"{detector.name}@{detector.version} failed: {error!r}", hint="the image is held") from error
+            raise DetectorError(
+                f"{detector.name}@{detector.version} failed: {error!r}", hint="the image is held"
+            ) from error
         for region in regions:
             if kinds is not None and region.kind not in kinds:
                 continue
@@ -169,4 +171,3 @@ __all__ = [
     "detect_regions",
     "make_detection_copy",
 ]
-

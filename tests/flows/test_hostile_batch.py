@@ -26,12 +26,16 @@ INPUT_ERRORS = ("unreadable_image", "unsupported_format", "invalid_case_row", "i
 
 
 @pytest.fixture(scope="module")
-def outcome(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[HostileBatch, Ledger, Path, object]:
+def outcome(
+    prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[HostileBatch, Ledger, Path, object]:
     from flows.deidentify import RunParameters, deidentify
 
     batch = write_hostile_batch(tmp_path_factory.mktemp("in") / "hostile")
     workspace = tmp_path_factory.mktemp("workspace")
-    state = deidentify(RunParameters(input_dir=str(batch.root), workspace=str(workspace), config_path=str(CONFIG)), return_state=True)
+    state = deidentify(
+        RunParameters(input_dir=str(batch.root), workspace=str(workspace), config_path=str(CONFIG)), return_state=True
+    )
     assert state.is_completed(), f"the run must end green: {state}"
     ledger = Ledger(ledger_url(workspace, load_config(CONFIG).ledger.url))
     return batch, ledger, workspace, state.result()
@@ -55,7 +59,9 @@ def test_every_bad_file_is_held_with_its_named_reason(outcome) -> None:  # type:
     for item in batch.files.values():
         record = _record(ledger, item.name)
         if item.expect == OK:
-            assert not any(reason.startswith(INPUT_ERRORS) for reason in record.reasons), f"{item.name}: {record.reasons}"
+            assert not any(reason.startswith(INPUT_ERRORS) for reason in record.reasons), (
+                f"{item.name}: {record.reasons}"
+            )
             assert record.status in (Status.OK, Status.HELD)
         else:
             assert record.status is Status.HELD, f"{item.name} must be held, is {record.status}"
@@ -119,7 +125,9 @@ def test_a_face_hidden_by_transparency_does_not_reappear(outcome) -> None:  # ty
     hidden = output[0:260, 110:340].reshape(-1, 3)
     fill = np.asarray(load_config(CONFIG).policy.fill_rgb, dtype=np.uint8)
     white_or_filled = (hidden == 255).all(axis=1) | (hidden == fill).all(axis=1)
-    assert white_or_filled.all(), "transparent pixels flatten to white (or are redacted); the face underneath must not show"
+    assert white_or_filled.all(), (
+        "transparent pixels flatten to white (or are redacted); the face underneath must not show"
+    )
 
 
 def test_no_csv_cell_deid_writes_can_run_as_a_formula(outcome) -> None:  # type: ignore[no-untyped-def]
