@@ -485,6 +485,22 @@ class Ledger:
         details["matches"] = [dict(m._mapping) for m in matched]
         return details
 
+    def latest_decision(self, image_id: str) -> dict[str, Any] | None:
+        """The most recent decision on an image (action, reasons, regions as JSON, crop, actor), or ``None``."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(decisions).where(decisions.c.image_id == image_id).order_by(decisions.c.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            return None
+        return {
+            "action": row.action,
+            "reasons": json.loads(row.reasons),
+            "regions": json.loads(row.regions),
+            "crop": json.loads(row.crop) if row.crop else None,
+            "actor": row.actor,
+        }
+
     def regions_of(self, image_id: str) -> list[Region]:
         """Regions stored for an image."""
         regions_found: list[Region] = self.image_details(image_id)["regions"]

@@ -212,7 +212,9 @@ class BatchSummary:
         for item in self.items:
             if item["status"] != Status.OK or item["action"] in (Action.REDACT, Action.CROP):
                 why = "; ".join(item["reasons"][:3])
-                lines.append(f"  - {item['original_name']}: {item['status']} {item['action'] or ''} ({why})")
+                action = f" {item['action']}" if item["status"] == Status.OK and item["action"] else ""
+                proposal = f" [{item['proposal']}]" if item.get("proposal") else ""
+                lines.append(f"  - {item['original_name']}: {item['status']}{action} ({why}){proposal}")
         for copy in self.public_copies:
             lines.append(f"  public copy excluded: {copy['original_name']} ({copy['evidence']})")
         for problem in self.problems:
@@ -614,6 +616,7 @@ def _summarise(
                 "action": str(record.action) if record.action else None,
                 "reasons": list(record.reasons),
                 "output": record.staged_name,
+                "proposal": _proposal(ledger, record.image_id) if record.status is Status.HELD else "",
             }
         )
         public = [reason for reason in record.reasons if reason.startswith("match.public_copy")]
@@ -632,6 +635,15 @@ def _summarise(
     summary.cases_staged = rows
     summary.cases_held = len(cases) - rows + len(ingest.problems)
     return summary
+
+
+def _proposal(ledger: Ledger, image_id: str) -> str:
+    """What the held candidate already does, in words: ``redacts face 0.93, text 0.75``."""
+    decision = ledger.latest_decision(image_id)
+    if decision is None or not decision["regions"]:
+        return ""
+    listed = ", ".join(f"{region['kind']} {region['score']:.2f}" for region in decision["regions"])
+    return f"the held candidate redacts {listed}"
 
 
 def _exclude_near_duplicates(ledger: Ledger, workspace: Workspace, cases: Mapping[str, Case], config: Config) -> None:

@@ -76,14 +76,16 @@ def apply_policy(
     """
     wanted: dict[Action, list[Region]] = {action: [] for action in _PRECEDENCE}
     reasons: dict[Action, list[str]] = {action: [] for action in _PRECEDENCE}
+    uncertain: list[Region] = []  # in a kind's review band: a person must look, unless a crop removes them
+    uncertain_reasons: list[str] = []
     for region in regions:
         rule = policy.rule_for(region.kind)
         where = f"policy.rules.{region.kind}" if region.kind in policy.rules else "policy.default_action"
         if region.score < rule.review_score:
             continue
         if region.score < rule.min_score:
-            wanted[Action.HOLD].append(region)
-            reasons[Action.HOLD].append(
+            uncertain.append(region)
+            uncertain_reasons.append(
                 f"{region.kind} score {region.score:.2f} is below {where}.min_score {rule.min_score:.2f}: needs review"
             )
             continue
@@ -96,6 +98,14 @@ def apply_policy(
     if held_parts:
         reasons[Action.HOLD].append(f"self-reported body part {', '.join(held_parts)} is in policy.hold_body_parts")
 
+    if uncertain and wanted[Action.CROP] and not reasons[Action.EXCLUDE] and not reasons[Action.HOLD]:
+        # A crop that keeps the finding and cuts away every uncertain region too leaves nothing to review.
+        cropped = _crop_or_fall_back(wanted, reasons, policy, image_shape, skin_mask, also_avoid=uncertain)
+        if cropped.action is Action.CROP:
+            cut = [f"{reason}; cut away by the crop" for reason in uncertain_reasons]
+            return Decision(Action.CROP, cropped.regions, tuple(_unique([*cropped.reasons, *cut])), crop=cropped.crop)
+    wanted[Action.HOLD].extend(uncertain)
+    reasons[Action.HOLD][:0] = uncertain_reasons
     for action in (Action.EXCLUDE, Action.HOLD):
         if reasons[action]:
             # A reviewer sees every proposal, so the regions of a hold include those that
@@ -133,9 +143,11 @@ def _crop_or_fall_back(
     policy: PolicySettings,
     image_shape: Sequence[int] | None,
     skin_mask: BoolMask | None,
+    *,
+    also_avoid: Sequence[Region] = (),
 ) -> Decision:
-    """Plan a crop around the crop-kind regions, or apply ``policy.crop.fallback``."""
-    cropped, redacted = wanted[Action.CROP], wanted[Action.REDACT]
+    """Plan a crop around the crop-kind regions (and ``also_avoid``), or apply ``policy.crop.fallback``."""
+    cropped, redacted = [*wanted[Action.CROP], *also_avoid], wanted[Action.REDACT]
     regions = tuple(cropped + redacted)
     crop_reasons = _unique(reasons[Action.CROP])
     redact_reasons = _unique(reasons[Action.REDACT])

@@ -100,7 +100,25 @@ def text(score: float, box: Box | None = None) -> Region:
         pytest.param("text_below_threshold", [text(0.2)], (), Action.KEEP, "no identifying", id="text-below-review"),
         pytest.param("default", [], ("Face",), Action.HOLD, "policy.hold_body_parts", id="head-case-held"),
         pytest.param("face_exclude", [face(0.9), text(0.3)], (), Action.EXCLUDE, "exclude", id="exclude-beats-hold"),
-        pytest.param("face_crop", [face(0.9), text(0.3)], (), Action.HOLD, "text score", id="hold-beats-crop"),
+        pytest.param(
+            "face_crop",
+            [face(0.9), text(0.3, Box(WIDTH // 2 - 60, HEIGHT // 2 - 20, WIDTH // 2 + 60, HEIGHT // 2 + 20))],
+            (),
+            Action.HOLD,
+            "text score",
+            id="hold-beats-crop-when-the-uncertain-region-is-in-the-middle",
+        ),
+        pytest.param(
+            "face_crop",
+            [face(0.9), text(0.3)],
+            (),
+            Action.CROP,
+            "cut away by the crop",
+            id="crop-removes-uncertain-too",
+        ),
+        pytest.param(
+            "face_crop", [face(0.9), text(0.3)], ("neck",), Action.HOLD, "hold_body_parts", id="body-part-hold-stays"
+        ),
         pytest.param("face_crop", [face(0.9), text(0.9)], (), Action.CROP, "policy.crop: keep", id="crop-with-redact"),
     ],
 )

@@ -13,7 +13,10 @@ reviewer sees why the region was flagged (the ledger keeps notes private).
 A box whose content reads as text keeps the detector's score (redacted by the
 default policy); a text-shaped box nothing legible could be read from scores
 ``unreadable_score`` (held for review): skin texture, hair and foliage
-sometimes look like print to the detector.
+sometimes look like print to the detector. An unreadable box no print could
+make (thick relative to the image, nearly square, and almost free of sharp
+edges) scores ``blob_score``, below the default review band: smooth skin
+gradients and rashes produce exactly those.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class RapidOcrTextDetector:
         "read_boxes": 8,
         "min_read_score": 0.5,
         "unreadable_score": 0.4,
+        "blob_side_frac": 0.15,
+        "blob_max_aspect": 2.5,
+        "blob_score": 0.2,
+        "blob_max_edge_frac": 0.01,
     }
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -120,6 +127,9 @@ class RapidOcrTextDetector:
                 text, read_score = readings[index]
                 if is_legible(text, read_score, min_score=self.options["min_read_score"]):
                     note = f"text read as {text!r} (confidence {read_score:.2f})"
+                elif self._is_featureless_blob(region.box, bgr):
+                    score = min(score, self.options["blob_score"])
+                    note = "large, smooth, blob-shaped region with nothing legible: skin, not a line of text"
                 else:
                     score = min(score, self.options["unreadable_score"])
                     note = "text-shaped region, nothing legible read" + (f" ({text!r})" if text else "")
@@ -127,6 +137,27 @@ class RapidOcrTextDetector:
                 note = "text-shaped region (not read: only the largest lines are read)"
             regions.append(Region(RegionKind.TEXT, region.box, score, region.source, note))
         return regions
+
+    def _is_featureless_blob(self, box: Box, bgr: np.ndarray[Any, Any]) -> bool:
+        """True for a box no print has: thick, nearly square, and with almost no sharp edges.
+
+        The DB detector answers smooth skin gradients and rashes with such boxes; a
+        line of print is long and thin (rapidocr boxes are lines), and a grid of
+        print (a crossword, a form) is full of sharp edges. Measured on devdata and
+        the sample batch: smooth skin blobs have <= 0.4% of pixels with a Sobel
+        gradient above 100, print and tattoos 6-38%.
+        """
+        short_side = min(box.width, box.height)
+        aspect = max(box.width, box.height) / max(1, short_side)
+        if (
+            short_side <= self.options["blob_side_frac"] * min(bgr.shape[:2])
+            or aspect >= self.options["blob_max_aspect"]
+        ):
+            return False
+        grey = cv2.cvtColor(np.ascontiguousarray(bgr[box.top : box.bottom, box.left : box.right]), cv2.COLOR_BGR2GRAY)
+        grey = grey.astype(np.float32)
+        magnitude = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        return bool((magnitude > 100).mean() < self.options["blob_max_edge_frac"])
 
     @staticmethod
     def _bounding_box(quad: np.ndarray[Any, Any], shape: tuple[int, ...]) -> Box:
