@@ -38,7 +38,7 @@ from deid.errors import InvalidCaseRow
 from deid.types import Case, CaseImage, ShotType
 
 REQUIRED_COLUMNS = ("contribution_id", "submitted_at", "image_1")
-KNOWN_COLUMNS = (
+INPUT_COLUMNS = (
     "contribution_id",
     "submitted_at",
     "age",
@@ -52,12 +52,13 @@ KNOWN_COLUMNS = (
     "related_category",
     "description",
     "image_1",
-    "image_2",
-    "image_3",
     "shot_type_1",
+    "image_2",
     "shot_type_2",
+    "image_3",
     "shot_type_3",
 )
+"""Every column of the input ``cases.csv``, in the documented order (writers use it; readers go by name)."""
 MAX_CELL_CHARS = 10_000
 MAX_ID_CHARS = 200
 IMAGES_FOLDER = "images"
@@ -103,7 +104,7 @@ def read_cases(path: str | Path) -> tuple[list[Case], list[RowProblem]]:
     missing = [column for column in REQUIRED_COLUMNS if column not in header]
     if missing:
         raise InvalidCaseRow(
-            f"missing column(s): {', '.join(missing)}", path=file, hint=f"columns are {', '.join(KNOWN_COLUMNS)}"
+            f"missing column(s): {', '.join(missing)}", path=file, hint=f"columns are {', '.join(INPUT_COLUMNS)}"
         )
     reader.fieldnames = header
     cases: list[Case] = []

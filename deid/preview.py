@@ -122,17 +122,7 @@ def write_preview(
     >>> write_preview(pixels, regions, decision, staged, workspace / "previews" / "abc.png")  # doctest: +SKIP
     PosixPath('workspace/previews/abc.png')
     """
-    target = Path(path)
-    buffer = io.BytesIO()
-    Image.fromarray(render_preview(original, regions, decision, staged), "RGB").save(buffer, format="PNG")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(buffer.getvalue())
-    except OSError as error:
-        raise DeidError(
-            f"cannot write preview: {error.strerror}", path=target, hint="check the workspace folder"
-        ) from error
-    return target
+    return _write_png(render_preview(original, regions, decision, staged), path)
 
 
 def render_match_preview(query: RGBImage, reference: RGBImage | None, lines: Sequence[str]) -> RGBImage:
@@ -164,9 +154,14 @@ def write_match_preview(query: RGBImage, reference: RGBImage | None, lines: Sequ
     DeidError
         If the file cannot be written.
     """
+    return _write_png(render_match_preview(query, reference, lines), path)
+
+
+def _write_png(pixels: RGBImage, path: str | Path) -> Path:
+    """Write a preview PNG, creating folders; a failure is a :class:`DeidError` naming the file."""
     target = Path(path)
     buffer = io.BytesIO()
-    Image.fromarray(render_match_preview(query, reference, lines), "RGB").save(buffer, format="PNG")
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(buffer.getvalue())

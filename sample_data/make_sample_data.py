@@ -17,6 +17,8 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from scipy import ndimage
 from skimage import data
 
+from deid.cases import INPUT_COLUMNS
+
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images"
 rng = np.random.default_rng(20261125)
@@ -448,26 +450,7 @@ def main() -> None:
         ("c19", "2025-06-30T09:00:00Z", "", "", "", "", "", "", "", "", "", "", [("c19_coffee.jpg", "AT_DISTANCE")])
     )
 
-    header = [
-        "contribution_id",
-        "submitted_at",
-        "age",
-        "sex",
-        "skin_type",
-        "race_ethnicity",
-        "body_parts",
-        "symptoms",
-        "textures",
-        "duration",
-        "related_category",
-        "description",
-        "image_1",
-        "shot_type_1",
-        "image_2",
-        "shot_type_2",
-        "image_3",
-        "shot_type_3",
-    ]
+    header = list(INPUT_COLUMNS)
     with open(HERE / "cases.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)

@@ -21,6 +21,8 @@ import piexif
 from PIL import Image
 from skimage import data
 
+from deid.cases import INPUT_COLUMNS
+
 OK = "ok"  # decoded and processed: released, or held only by the region policy, never for an input error
 
 
@@ -240,26 +242,7 @@ def hostile_files() -> list[HostileFile]:
     ]
 
 
-HEADER = [
-    "contribution_id",
-    "submitted_at",
-    "age",
-    "sex",
-    "skin_type",
-    "race_ethnicity",
-    "body_parts",
-    "symptoms",
-    "textures",
-    "duration",
-    "related_category",
-    "description",
-    "image_1",
-    "shot_type_1",
-    "image_2",
-    "shot_type_2",
-    "image_3",
-    "shot_type_3",
-]
+HEADER = list(INPUT_COLUMNS)
 FORMULAS = ('=HYPERLINK("http://evil.example","x")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)")
 
 
