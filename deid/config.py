@@ -354,7 +354,7 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)  # type: ignore[type-var]
+        return _build(hint, value, key)  # type: ignore[arg-type]  # a dataclass type, per the check above
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{key} = {value!r} is not allowed", hint=f"use one of {', '.join(map(repr, args))}")

@@ -457,7 +457,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     loaded = load_image(source, config.input, data=raw)
     pixels = loaded.pixels
     matched = _match(pixels, config, workspace)
-    evidence = {
+    evidence: dict[str, Any] = {
         "kept_metadata": aggregate_metadata(report),
         "fingerprints": matched.fingerprints.to_json(),
         "matches": tuple((e.match, str(e.verdict)) for e in matched.matches),
