@@ -62,7 +62,10 @@ def test_every_bad_file_is_held_with_its_named_reason(outcome) -> None:  # type:
             assert not any(reason.startswith(INPUT_ERRORS) for reason in record.reasons), (
                 f"{item.name}: {record.reasons}"
             )
-            assert record.status in (Status.OK, Status.HELD)
+            # Decoded and processed: released, held by the region policy, or collapsed as a duplicate
+            # (several generated skin patches here are near-identical on purpose).
+            duplicate = record.status is Status.EXCLUDED and record.reasons[0].startswith("duplicate:")
+            assert record.status in (Status.OK, Status.HELD) or duplicate, f"{item.name}: {record.reasons}"
         else:
             assert record.status is Status.HELD, f"{item.name} must be held, is {record.status}"
             assert record.reasons[0].startswith(item.expect), f"{item.name}: {record.reasons}"
