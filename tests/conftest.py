@@ -43,3 +43,15 @@ def clean_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the flow tests last.
+
+    They share one Prefect test server whose background threads (event and log
+    workers) live until the session ends and touch global state such as the
+    ``random`` module; Hypothesis rightly fails a test whose generation sees that
+    state change. With the flows last, no other test shares the process with them.
+    """
+    flows = REPO / "tests" / "flows"
+    items.sort(key=lambda item: Path(str(item.fspath)).is_relative_to(flows))
