@@ -7,14 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+from deid.config import Config, load_config  # does not import prefect, so it may precede the settings below
+
+# Property tests are judged on their properties, not their speed: a 2-core CI machine running
+# model-heavy tests alongside must not fail an example for taking over 200 ms.
+settings.register_profile("deid", deadline=None, print_blob=True)
+settings.load_profile("deid")
 
 # Prefect reads its logging settings when it is first imported: make deid's
 # logger an extra logger before any test module imports prefect.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "deid")
 # Library calls made outside a flow (most tests) log normally, without asking Prefect for a run.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-
-from deid.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEVDATA = Path(os.environ.get("DEID_DEVDATA", REPO.parent / "shared" / "devdata"))
