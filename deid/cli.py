@@ -33,9 +33,13 @@ def emit(payload: dict[str, Any]) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from deid.cases import read_cases
     from deid.config import load_config
+    from deid.pipeline import CASES_FILE
 
-    load_config(args.config)  # fail fast on a bad deid.toml, before any flow or server starts
+    # Fail fast, before any flow or server starts: a bad deid.toml, or no usable cases.csv.
+    load_config(args.config)
+    read_cases(Path(args.input_dir) / CASES_FILE)
     # The flow lives outside the library (flows/ wires deid into Prefect); import it only here.
     deidentify = importlib.import_module("flows.deidentify")
     summary = deidentify.run_batch(

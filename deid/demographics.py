@@ -105,7 +105,8 @@ from pathlib import Path
 from deid.anonymity import AnonymityOutcome, Hierarchy, enforce_k_anonymity
 from deid.config import DemographicsSettings
 from deid.csv_safety import safe_csv_cell
-from deid.errors import ConfigError, InputError
+from deid.errors import ConfigError, DeidError, InputError
+from deid.io import write_atomic
 from deid.scrub import TextScrubber, load_name_list
 from deid.types import Case, ShotType
 
@@ -789,10 +790,9 @@ def write_release_csv(table: ReleaseTable, path: str | Path, *, include_earlier:
     for row in [*(table.earlier_rows if include_earlier else []), *table.rows]:
         writer.writerow([safe_csv_cell(row.get(column, "")) for column in table.columns])
     try:
-        target.write_text(buffer.getvalue(), encoding="utf-8")
-    except OSError as error:
-        raise InputError(f"cannot write release table: {error.strerror}", path=target) from error
-    return target
+        return write_atomic(target, buffer.getvalue().encode("utf-8"))
+    except DeidError as error:  # the path is the user's (deid bucket --out): an input problem
+        raise InputError(f"cannot write release table: {error.message}", path=target) from error
 
 
 def read_release_csv(path: str | Path) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import pillow_heif
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from deid.config import InputSettings
-from deid.errors import UnreadableImage, UnsupportedFormat
+from deid.errors import DeidError, UnreadableImage, UnsupportedFormat
 from deid.types import RGBImage
 
 logger = logging.getLogger(__name__)
@@ -243,3 +244,28 @@ def _to_srgb_rgb(image: Image.Image, notes: list[str]) -> RGBImage:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8)
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a hidden ``.partial`` file and a rename.
+
+    A reader (or a crash) never sees half a file: the target either keeps its
+    old content or has all of the new.
+
+    Raises
+    ------
+    DeidError
+        If the folder or file cannot be written; the message names the file.
+    """
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise DeidError(
+            f"cannot write file: {error.strerror}", path=target, hint="check the workspace folder"
+        ) from error
+    return target

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
 
+NOT_PROCESSED = "not processed yet"
+"""The reason an image carries from registration until processing records a result."""
+
 contributions = sa.Table(
     "contributions",
     metadata,
@@ -322,7 +325,7 @@ class Ledger:
                     shot_type=shot_type,
                     sha256=sha256,
                     status=Status.HELD,
-                    reasons=_dumps(["not processed yet"]),
+                    reasons=_dumps([NOT_PROCESSED]),
                     updated_at=_now(),
                 )
             )
@@ -333,10 +336,9 @@ class Ledger:
                 "ingest",
                 {"contribution_id": contribution_id, "sha256": sha256},
             )
-        record = self.find_image(contribution_id, position, sha256)
-        if record is None:  # pragma: no cover - just inserted in a committed transaction
-            raise LedgerError("image vanished after insert", image_id=image_id)
-        return record
+        return ImageRecord(
+            image_id, contribution_id, sha256, original_name, Status.HELD, reasons=(NOT_PROCESSED,), shot_type=shot_type
+        )
 
     def record_result(
         self,
@@ -501,6 +503,16 @@ class Ledger:
             "actor": row.actor,
         }
 
+    def fingerprints_of(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored fingerprints (JSON) of these images, for those that have any; one query."""
+        if not image_ids:
+            return {}
+        query = sa.select(images.c.image_id, images.c.fingerprints).where(
+            images.c.image_id.in_(list(image_ids)), images.c.fingerprints.is_not(None)
+        )
+        with self.engine.connect() as connection:
+            return {row.image_id: json.loads(row.fingerprints) for row in connection.execute(query)}
+
     def regions_of(self, image_id: str) -> list[Region]:
         """Regions stored for an image."""
         regions_found: list[Region] = self.image_details(image_id)["regions"]
@@ -541,6 +553,7 @@ def _image_record(row: Any) -> ImageRecord:
         action=Action(row.action) if row.action else None,
         staged_name=row.staged_name,
         reasons=tuple(json.loads(row.reasons or "[]")),
+        shot_type=row.shot_type,
     )
 
 

@@ -31,7 +31,6 @@ import enum
 import hashlib
 import io
 import logging
-import os
 import re
 import struct
 import warnings
@@ -47,7 +46,7 @@ from PIL import Image
 
 from deid.config import InputSettings, OutputSettings
 from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
-from deid.io import load_image
+from deid.io import load_image, write_atomic
 from deid.types import RGBImage
 from deid.verify import (
     Layout,
@@ -270,13 +269,7 @@ def strip_image(
     verdict = verify_clean(data, path=target, decode=False)
     if not verdict.ok:
         raise DeidError(f"fresh encode failed verification: {'; '.join(verdict.problems)}", path=source)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / f".{target.name}.partial"
-        partial.write_bytes(data)
-        os.replace(partial, target)  # a reader never sees half a file
-    except OSError as error:
-        raise DeidError(f"cannot write the stripped copy: {error.strerror}", path=target) from error
+    write_atomic(target, data)
     logger.info("stripped %s -> %s (%s)", source, target, "; ".join(loaded.notes) or "no notes")
     digest = hashlib.sha256(data).hexdigest()
     return StrippedImage(str(source), target, loaded.format, loaded.frames, digest, loaded.notes)

@@ -21,19 +21,19 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from deid.cases import read_cases, resolve_image_path
-from deid.config import Config, load_config
+from deid.config import Config
 from deid.crop import estimate_skin_mask
 from deid.demographics import build_release_table, read_release_csv, write_release_csv
 from deid.detect import Detector, build_detectors, detect_regions, make_detection_copy
 from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
-from deid.io import load_image, read_bytes
-from deid.ledger import Ledger, ledger_url
+from deid.io import load_image, read_bytes, write_atomic
+from deid.ledger import NOT_PROCESSED, Ledger, ledger_url
 from deid.match import (
     DiskMatchIndex,
     Fingerprints,
@@ -351,7 +351,7 @@ def _keep_file(workspace: Workspace, source: Path) -> tuple[str, Path]:
 
 
 def _is_finished(status: Status, reasons: Sequence[str], staged_name: str | None, workspace: Workspace) -> bool:
-    if reasons == ("not processed yet",):
+    if reasons == (NOT_PROCESSED,):
         return False
     if status is Status.OK:
         return staged_name is not None and (workspace.staged_images / staged_name).exists()
@@ -360,21 +360,19 @@ def _is_finished(status: Status, reasons: Sequence[str], staged_name: str | None
     return True
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
-
-
-@lru_cache(maxsize=4)
-def _cached_detectors(config_source: tuple[str, ...]) -> tuple[Detector, ...]:
-    config = load_config(config_source[-1] if len(config_source) > 1 else None)
-    return tuple(build_detectors(config))
+_DETECTORS: dict[str, tuple[Detector, ...]] = {}
 
 
 def detectors_for(config: Config) -> Sequence[Detector]:
-    """The detectors for a configuration, built once per process (models are heavy)."""
-    return _cached_detectors(config.source)
+    """The detectors for a configuration, built once per process (models are heavy).
+
+    Keyed on the ``[detection]`` settings themselves (their repr is stable: frozen
+    dataclasses over TOML tables), so a configuration built in code is served too.
+    """
+    key = repr(config.detection)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = tuple(build_detectors(config))
+    return _DETECTORS[key]
 
 
 def process_image(
@@ -400,11 +398,7 @@ def process_image(
         result = ImageResult(task.image_id, Status.HELD, (f"internal_error: {error!r}",))
     seconds = time.perf_counter() - started
     logger.info("processed %s -> %s in %.2fs", task.original_name, result.status, seconds)
-    return _with_seconds(result, seconds)
-
-
-def _with_seconds(result: ImageResult, seconds: float) -> ImageResult:
-    return ImageResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "seconds": seconds})
+    return replace(result, seconds=seconds)
 
 
 def _check_trailing_data(path: Path, report: MetadataReport, config: Config) -> None:
@@ -456,7 +450,9 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     _check_trailing_data(source, report, config)
     loaded = load_image(source, config.input, data=raw)
     pixels = loaded.pixels
-    matched = _match(pixels, config, workspace)
+    # One downscaled copy serves detection and matching (fingerprints and ORB need no more).
+    copy, _ = make_detection_copy(pixels, max_side_px=config.detection.max_side_px)
+    matched = _match(copy, config, workspace)
     evidence: dict[str, Any] = {
         "kept_metadata": aggregate_metadata(report),
         "fingerprints": matched.fingerprints.to_json(),
@@ -469,7 +465,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
         _write_match_preview(pixels, matched, config, workspace.previews / f"{task.image_id}_match.png")
     if matched.verdict in (Verdict.PUBLIC_COPY, Verdict.DUPLICATE):
         return ImageResult(task.image_id, Status.EXCLUDED, (*loaded.notes, *matched.reasons), **evidence)
-    found = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px)
+    found = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px, detection_copy=copy)
     decision = apply_policy(
         found, config.policy, body_parts=task.body_parts, image_shape=pixels.shape, skin_mask=estimate_skin_mask(pixels)
     )
@@ -491,7 +487,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     name = f"{task.image_id}{SUFFIXES[config.output.format]}"
     status = Status.HELD if decision.action is Action.HOLD or matched.verdict is Verdict.REVIEW else Status.OK
     target = (workspace.held if status is Status.HELD else workspace.staged_images) / name
-    _write_atomic(target, data)
+    write_atomic(target, data)
     return ImageResult(
         task.image_id,
         status,
@@ -543,7 +539,7 @@ def finish_batch(
     _exclude_near_duplicates(ledger, workspace, by_id, config)
     image_paths = {
         cid: [
-            (f"images/{r.staged_name}", _shot_type(ledger, r.image_id))
+            (f"images/{r.staged_name}", r.shot_type or "")
             for r in ledger.images(contribution_id=cid)
             if r.status is Status.OK and r.staged_name
         ]
@@ -574,10 +570,6 @@ def earlier_release_rows(workspace: Workspace) -> list[dict[str, str]]:
     for path in sorted((workspace.root / "releases").glob(f"*/{CASES_FILE}")):
         rows.extend(read_release_csv(path))
     return rows
-
-
-def _shot_type(ledger: Ledger, image_id: str) -> str:
-    return str(ledger.image_details(image_id).get("shot_type") or "")
 
 
 def _withhold_case(ledger: Ledger, workspace: Workspace, contribution_id: str, reason: str) -> None:
@@ -648,12 +640,11 @@ def _proposal(ledger: Ledger, image_id: str) -> str:
 
 def _exclude_near_duplicates(ledger: Ledger, workspace: Workspace, cases: Mapping[str, Case], config: Config) -> None:
     """Cluster the batch's near-identical images (and hits on earlier releases); keep one per cluster."""
-    items: dict[str, Fingerprints] = {}
-    for contribution_id in cases:
-        for record in ledger.images(contribution_id=contribution_id):
-            stored = ledger.image_details(record.image_id).get("fingerprints")
-            if record.status is not Status.EXCLUDED and stored:
-                items[record.image_id] = Fingerprints.from_json(json.loads(stored))
+    candidates = [
+        r.image_id for cid in cases for r in ledger.images(contribution_id=cid) if r.status is not Status.EXCLUDED
+    ]
+    stored = ledger.fingerprints_of(candidates)
+    items = {image_id: Fingerprints.from_json(stored[image_id]) for image_id in candidates if image_id in stored}
     released = _open_index(str(workspace.release_index)) if (workspace.release_index / "meta.json").exists() else None
     for cluster in cluster_duplicates(items, config.match, release_index=released):
         links = dict(cluster.matches)
@@ -696,5 +687,5 @@ def write_manifest(staged: Path) -> Path:
         data = path.read_bytes()
         files[path.relative_to(staged).as_posix()] = {"sha256": sha256_hex(data), "bytes": len(data)}
     manifest = staged / MANIFEST_FILE
-    _write_atomic(manifest, (json.dumps({"files": files}, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(manifest, (json.dumps({"files": files}, indent=2, sort_keys=True) + "\n").encode())
     return manifest

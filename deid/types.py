@@ -290,3 +290,4 @@ class ImageRecord:
     action: Action | None = None
     staged_name: str | None = None
     reasons: tuple[str, ...] = field(default=())
+    shot_type: str | None = None

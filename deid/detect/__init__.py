@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -42,6 +42,39 @@ class Detector(Protocol):
 
 
 DetectorFactory = Callable[[DetectorSettings], Detector]
+
+OptionDefaults = Mapping[str, float | bool]
+
+
+def read_options(settings: DetectorSettings, defaults: OptionDefaults, name: str) -> dict[str, float]:
+    """Merge a detector's options over its defaults, refusing unknown or mistyped ones.
+
+    A default that is a ``bool`` is a switch and must be given as ``true`` or
+    ``false``; every other option must be a number. Switches come back as
+    ``1.0``/``0.0`` so every option reads the same way.
+
+    Raises
+    ------
+    ConfigError
+        If an option is unknown, or a number is given for a switch or the reverse.
+    """
+    unknown = sorted(set(settings.options) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for detector {name}",
+            hint=f"valid options: {', '.join(sorted(defaults))}",
+        )
+    merged = {key: float(value) for key, value in defaults.items()}
+    for key, value in settings.options.items():
+        if isinstance(defaults[key], bool):
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"option {key!r} of detector {name} must be true or false", hint=f"default is {defaults[key]}"
+                )
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"option {key!r} of detector {name} must be a number", hint=f"default is {defaults[key]}")
+        merged[key] = float(value)
+    return merged
 
 
 def _lazy(module: str, attribute: str) -> DetectorFactory:
@@ -115,6 +148,7 @@ def detect_regions(
     *,
     max_side_px: int,
     kinds: frozenset[RegionKind] | None = None,
+    detection_copy: RGBImage | None = None,
 ) -> list[Region]:
     """Run every detector on a detection copy and map its boxes back to ``image``.
 
@@ -128,6 +162,9 @@ def detect_regions(
         Long side of the detection copy.
     kinds
         When given, only regions of these kinds are kept.
+    detection_copy
+        ``make_detection_copy(image, max_side_px=max_side_px)[0]`` when the caller
+        already made it (the pipeline shares one copy with matching).
 
     Returns
     -------
@@ -140,7 +177,10 @@ def detect_regions(
         If any detector fails; the image must then be held, never released
         on a partial result.
     """
-    copy, scale = make_detection_copy(image, max_side_px=max_side_px)
+    if detection_copy is None:
+        copy, scale = make_detection_copy(image, max_side_px=max_side_px)
+    else:
+        copy, scale = detection_copy, max(image.shape[:2]) / max(detection_copy.shape[:2])
     found: list[Region] = []
     for detector in detectors:
         if kinds is not None and not (detector.kinds & kinds):
@@ -167,7 +207,9 @@ __all__ = [
     "DETECTORS",
     "Detector",
     "DetectorFactory",
+    "OptionDefaults",
     "build_detectors",
     "detect_regions",
     "make_detection_copy",
+    "read_options",
 ]

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from deid.config import DetectorSettings
-from deid.detect.faces import OptionDefaults, read_options
+from deid.detect import OptionDefaults, read_options
 from deid.detect.runtime import load_onnx_session
 from deid.errors import DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage

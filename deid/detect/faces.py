@@ -36,43 +36,11 @@ import mediapipe as mp
 import numpy as np
 
 from deid.config import DetectorSettings
+from deid.detect import OptionDefaults, read_options
 from deid.detect.geometry import merge_regions, rotate_image, tile_boxes, unrotate_box
 from deid.detect.runtime import load_onnx_session
 from deid.errors import ConfigError, DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
-
-OptionDefaults = Mapping[str, float | bool]
-
-
-def read_options(settings: DetectorSettings, defaults: OptionDefaults, name: str) -> dict[str, float]:
-    """Merge a detector's options over its defaults, refusing unknown or mistyped ones.
-
-    A default that is a ``bool`` is a switch and must be given as ``true`` or
-    ``false``; every other option must be a number. Switches come back as
-    ``1.0``/``0.0`` so every option reads the same way.
-
-    Raises
-    ------
-    ConfigError
-        If an option is unknown, or a number is given for a switch or the reverse.
-    """
-    unknown = sorted(set(settings.options) - set(defaults))
-    if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for detector {name}",
-            hint=f"valid options: {', '.join(sorted(defaults))}",
-        )
-    merged = {key: float(value) for key, value in defaults.items()}
-    for key, value in settings.options.items():
-        if isinstance(defaults[key], bool):
-            if not isinstance(value, bool):
-                raise ConfigError(
-                    f"option {key!r} of detector {name} must be true or false", hint=f"default is {defaults[key]}"
-                )
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"option {key!r} of detector {name} must be a number", hint=f"default is {defaults[key]}")
-        merged[key] = float(value)
-    return merged
 
 
 def _grow(box: Box, side_frac: float, top_frac: float, bottom_frac: float) -> Box:

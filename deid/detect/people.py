@@ -21,7 +21,7 @@ import mediapipe as mp
 import numpy as np
 
 from deid.config import DetectorSettings
-from deid.detect.faces import OptionDefaults, read_options
+from deid.detect import OptionDefaults, read_options
 from deid.types import Box, Region, RegionKind, RGBImage
 
 # BlazePose landmark indices.

@@ -73,7 +73,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from deid.config import DetectorSettings
-from deid.detect.faces import read_options
+from deid.detect import read_options
 from deid.errors import ConfigError
 from deid.types import Box, Region, RegionKind, RGBImage
 

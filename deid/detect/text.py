@@ -30,7 +30,7 @@ import numpy as np
 from rapidocr import RapidOCR
 
 from deid.config import DetectorSettings
-from deid.detect.faces import OptionDefaults, read_options
+from deid.detect import OptionDefaults, read_options
 from deid.detect.geometry import merge_regions
 from deid.errors import DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage

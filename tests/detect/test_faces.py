@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from deid.config import DetectorSettings
-from deid.detect import Detector, detect_regions
-from deid.detect.faces import CenterFaceDetector, FaceEnsembleDetector, read_options
+from deid.detect import Detector, detect_regions, read_options
+from deid.detect.faces import CenterFaceDetector, FaceEnsembleDetector
 from deid.detect.geometry import merge_regions, rotate_image, tile_boxes, unrotate_box
 from deid.detect.runtime import make_dims_dynamic
 from deid.errors import ConfigError
