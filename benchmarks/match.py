@@ -254,6 +254,24 @@ def _describe(query: str, evidence: MatchEvidence) -> str:
     return f"{query} -> {evidence.match.reference} d={evidence.match.distance:g} {evidence.match.method} [{status}]"
 
 
+def _partners(method: str) -> int:
+    """Descriptor partners of a feature match (method ``orb:<partners>``)."""
+    return int(method.split(":", 1)[1])
+
+
+def _synthetic_descriptors(pool: np.ndarray, rng: np.random.Generator, count: int, per_reference: int) -> np.ndarray:
+    """Descriptors of ``count`` synthetic references: real descriptors with about 6 % of their bits flipped.
+
+    Real descriptors are far from uniform (corners look alike), so random bits would make
+    the inverted file's lists unrealistically even; these keep the real distribution.
+    """
+    noise_bits = (rng.random((1 << 14, 256)) < 0.06).astype(np.uint8)
+    noise = np.packbits(noise_bits, axis=1)
+    rows = pool[rng.integers(0, len(pool), count * per_reference)]
+    flips = noise[rng.integers(0, len(noise), count * per_reference)]
+    return (rows ^ flips).reshape(count, per_reference, 32)
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -304,12 +322,16 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(names)
         fingerprint_s = 0.0
         started = time.perf_counter()
-        with DiskMatchIndex(Path(workdir) / "index", commit_every=settings.commit_every) as index:
+        pool: list[np.ndarray] = []  # real reference descriptors, to make synthetic references look real
+        with DiskMatchIndex(
+            Path(workdir) / "index", commit_every=settings.commit_every, reference_features=settings.reference_features
+        ) as index:
             for name in names:
                 t0 = time.perf_counter()
                 prints = compute_fingerprints(load_reference(name), settings)
                 fingerprint_s += time.perf_counter() - t0
                 index.add(name, prints)
+                pool.append(prints.descriptors[: settings.reference_features])
         build_s = time.perf_counter() - started
         index = DiskMatchIndex(Path(workdir) / "index", readonly=True)
         stats = index.stats()
@@ -327,8 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         unrelated_flagged = unrelated_review = 0
         match_ms: list[float] = []
         query_ms: list[float] = []
+        feature_ms: list[float] = []
+        true_partners: list[int] = []
+        other_partners: list[int] = []
         misses: list[str] = []
         false_reports: list[str] = []
+        review_reasons: list[str] = []
         true_inliers: list[int] = []
         false_inliers: list[int] = []
         queries = [(t, name) for t in TRANSFORMS for name in originals]
@@ -339,8 +365,14 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.perf_counter()
             index.query(prints, max_distance_bits=settings.review_distance_bits)
             query_ms.append((time.perf_counter() - t1) * 1000)
+            t2 = time.perf_counter()
+            similar = index.similar(prints, shortlist=settings.feature_shortlist, min_matches=4)
+            feature_ms.append((time.perf_counter() - t2) * 1000)
+            true_partners.append(max((_partners(m.method) for m in similar if m.reference == name), default=0))
+            other_partners.extend(_partners(m.method) for m in similar if m.reference != name)
+            t3 = time.perf_counter()
             result = match_image(copy, index, settings, load_reference=load_reference, fingerprints=prints)
-            match_ms.append((time.perf_counter() - t0) * 1000 - query_ms[-1])
+            match_ms.append((time.perf_counter() - t3) * 1000 + (t1 - t0) * 1000 - query_ms[-1])
             copies = [e for e in result.matches if e.verdict is Verdict.PUBLIC_COPY]
             reported += len(copies)
             for evidence in result.matches:
@@ -378,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             false_reports.extend(_describe(f"unrelated:{i}", e) for e in wrong)
             unrelated_flagged += bool(wrong)
             unrelated_review += result.verdict is Verdict.REVIEW
+            if result.verdict is Verdict.REVIEW:
+                review_reasons.extend(_describe(f"unrelated:{i}", e) for e in result.matches[:1])
 
         print(f"\n{'transformation':24s} {'n':>4s} {'recall':>7s} {'+review':>8s}")
         total = caught = held = 0
@@ -399,7 +433,17 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 {statistics.median(query_ms):.2f} ms, p95 {np.percentile(query_ms, 95):.2f} ms"
         )
         print(
-            f"fingerprint + verify per query: p50 {statistics.median(match_ms):.1f} ms, "
+            f"feature query (ORB words, shortlist {settings.feature_shortlist}) over {stats.references} refs: "
+            f"p50 {statistics.median(feature_ms):.2f} ms, p95 {np.percentile(feature_ms, 95):.2f} ms"
+        )
+        print(
+            f"descriptor partners, true reference: p5 {np.percentile(true_partners, 5):.0f}, "
+            f"median {statistics.median(true_partners):.0f}, min {min(true_partners)}; other shortlisted references: "
+            f"max {max(other_partners, default=0)}, p99 {np.percentile(other_partners or [0], 99):.0f} "
+            f"(threshold {settings.feature_min_matches})"
+        )
+        print(
+            f"fingerprint + index + verify per query (whole match_image): p50 {statistics.median(match_ms):.1f} ms, "
             f"p95 {np.percentile(match_ms, 95):.1f} ms"
         )
         if true_inliers:
@@ -413,6 +457,10 @@ def main(argv: list[str] | None = None) -> int:
             print("false public_copy reports (query -> reference, bits, method, verification):")
             for line in false_reports[:30]:
                 print("  " + line)
+        if review_reasons:
+            print("unrelated queries held for review (query -> reference, bits, method, verification):")
+            for line in review_reasons[:10]:
+                print("  " + line)
         if misses:
             print("missed (transform:file:verdict:best distance):", ", ".join(misses[:40]))
 
@@ -420,14 +468,18 @@ def main(argv: list[str] | None = None) -> int:
         windows = len(compute_fingerprints(np.asarray(next(iter(originals.values()))), settings).windows)
         count = args.latency_references
         started = time.perf_counter()
-        big = DiskMatchIndex(Path(workdir) / "big", commit_every=settings.commit_every)
+        big = DiskMatchIndex(
+            Path(workdir) / "big", commit_every=settings.commit_every, reference_features=settings.reference_features
+        )
         code_rng = np.random.default_rng(args.seed)
-        chunk = 250_000
+        descriptor_pool = np.concatenate([p for p in pool if len(p)])
+        chunk = 100_000
         for first in range(0, count, chunk):
             n = min(chunk, count - first)
             codes = code_rng.integers(0, 2**63, (n, windows), dtype=np.int64).astype(np.uint64)
             codes ^= code_rng.integers(0, 2, (n, windows), dtype=np.int64).astype(np.uint64) << np.uint64(63)
-            big.add_codes([f"synthetic/{first + i:08d}" for i in range(n)], codes)
+            descriptors = _synthetic_descriptors(descriptor_pool, code_rng, n, settings.reference_features)
+            big.add_codes([f"synthetic/{first + i:08d}" for i in range(n)], codes, descriptors=descriptors)
         for name, image in originals.items():
             big.add(name, compute_fingerprints(np.asarray(image), settings))
         big.commit()
@@ -436,14 +488,21 @@ def main(argv: list[str] | None = None) -> int:
         big_stats = big.stats()
         rss_before = _rss_mb()
         latencies: list[float] = []
-        hits = 0
+        hash_latencies: list[float] = []
+        hits = feature_hits = 0
         for transform, name in queries:
             copy = np.asarray(TRANSFORMS[transform](originals[name], rng).convert("RGB"))
             prints = compute_fingerprints(copy, settings)
             t0 = time.perf_counter()
             found = big.query(prints, max_distance_bits=settings.review_distance_bits)
+            t1 = time.perf_counter()
+            similar = big.similar(
+                prints, shortlist=settings.feature_shortlist, min_matches=settings.feature_min_matches
+            )
             latencies.append((time.perf_counter() - t0) * 1000)
-            hits += any(m.reference == name for m in found)
+            hash_latencies.append((t1 - t0) * 1000)
+            hits += any(m.reference == name for m in (*found, *similar))
+            feature_hits += any(m.reference == name for m in similar)
         print(
             f"\nscale: {big_stats.references:,} references x {windows} windows = {big_stats.entries:,} entries, "
             f"built in {big_build:.1f} s, {big_stats.bytes / 1e6:.0f} MB on disk = "
@@ -451,10 +510,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{big_stats.segments} segments"
         )
         print(
-            f"index query latency at scale (one core, radius {settings.review_distance_bits}, "
-            f"{len(latencies)} queries): "
-            f"p50 {statistics.median(latencies):.2f} ms, p95 {np.percentile(latencies, 95):.2f} ms; "
-            f"true original among candidates: {hits / len(latencies):.3f}; peak RSS {max(rss_before, _rss_mb()):.0f} MB"
+            f"index query latency at scale (one core, {len(latencies)} queries, window hashes at radius "
+            f"{settings.review_distance_bits} + ORB words): "
+            f"p50 {statistics.median(latencies):.2f} ms, p95 {np.percentile(latencies, 95):.2f} ms "
+            f"(hashes alone p50 {statistics.median(hash_latencies):.2f} ms, "
+            f"p95 {np.percentile(hash_latencies, 95):.2f} ms); "
+            f"true original among candidates: {hits / len(latencies):.3f} "
+            f"(by features {feature_hits / len(latencies):.3f}); "
+            f"peak RSS {max(rss_before, _rss_mb()):.0f} MB"
         )
     return 0
 

@@ -212,7 +212,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
             print(f"{args.index}: {stats.references} references, {stats.bytes} bytes ({per_reference})")
         return EXIT_OK
     status = EXIT_OK
-    with DiskMatchIndex(args.index, commit_every=config.match.commit_every) as index:
+    with DiskMatchIndex(
+        args.index, commit_every=config.match.commit_every, reference_features=config.match.reference_features
+    ) as index:
         for added in add_files(args.paths, index, config):
             if added.error is not None:
                 status = EXIT_FAILURES

@@ -170,6 +170,14 @@ class MatchSettings:
     verify_features: int
     verify_min_inliers: int
     verify_min_inlier_frac: float
+    features: bool
+    feature_side_px: int
+    reference_features: int
+    query_features: int
+    feature_shortlist: int
+    feature_min_matches: int
+    feature_min_inliers: int
+    feature_min_inlier_frac: float
     keep_duplicate: Literal["first", "largest"]
     commit_every: int
     web_provider: Literal["none", "cloud_vision"]
@@ -197,6 +205,29 @@ class MatchSettings:
         _require(self.verify_features >= 100, "match.verify_features", "must be at least 100")
         _require(self.verify_min_inliers >= 4, "match.verify_min_inliers", "must be at least 4 (a homography needs 4)")
         _require(0.0 < self.verify_min_inlier_frac <= 1.0, "match.verify_min_inlier_frac", "must be in (0, 1]")
+        _require(128 <= self.feature_side_px <= 4096, "match.feature_side_px", "must be in 128..4096")
+        _require(8 <= self.reference_features <= 1024, "match.reference_features", "must be in 8..1024")
+        _require(
+            self.reference_features <= self.query_features <= 5000,
+            "match.query_features",
+            "must be in reference_features..5000",
+        )
+        _require(1 <= self.feature_shortlist <= 1000, "match.feature_shortlist", "must be in 1..1000")
+        _require(
+            4 <= self.feature_min_matches <= self.reference_features,
+            "match.feature_min_matches",
+            "must be in 4..reference_features",
+        )
+        _require(
+            self.feature_min_inliers >= self.verify_min_inliers,
+            "match.feature_min_inliers",
+            "must be at least verify_min_inliers (feature candidates need stronger geometry)",
+        )
+        _require(
+            self.verify_min_inlier_frac <= self.feature_min_inlier_frac <= 1.0,
+            "match.feature_min_inlier_frac",
+            "must be in verify_min_inlier_frac..1",
+        )
         _require(self.commit_every >= 1, "match.commit_every", "must be at least 1")
         _require(self.web_timeout_s > 0, "match.web_timeout_s", "must be positive")
         _require(1 <= self.web_max_results <= 1000, "match.web_max_results", "must be in 1..1000")

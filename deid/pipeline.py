@@ -455,7 +455,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     matched = _match(copy, config, workspace)
     evidence: dict[str, Any] = {
         "kept_metadata": aggregate_metadata(report),
-        "fingerprints": matched.fingerprints.to_json(),
+        "fingerprints": matched.fingerprints.for_reference(config.match.reference_features).to_json(),
         "matches": tuple((e.match, str(e.verdict)) for e in matched.matches),
         "width": loaded.width,
         "height": loaded.height,

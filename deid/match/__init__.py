@@ -23,7 +23,7 @@ from deid.types import Match
 
 @runtime_checkable
 class MatchIndex(Protocol):
-    """Fingerprints of reference images, searchable by Hamming distance."""
+    """Fingerprints of reference images: window pHashes searched by Hamming distance, ORB features by partners."""
 
     def add(self, reference: str, fingerprints: Fingerprints) -> bool:
         """Index ``fingerprints.windows`` under ``reference``; ``False`` if already indexed."""
@@ -31,6 +31,10 @@ class MatchIndex(Protocol):
 
     def query(self, fingerprints: Fingerprints, *, max_distance_bits: int) -> list[Match]:
         """Every reference within ``max_distance_bits`` of a query view, closest first; ``[]`` when none."""
+        ...
+
+    def similar(self, fingerprints: Fingerprints, *, shortlist: int, min_matches: int) -> list[Match]:
+        """References sharing at least ``min_matches`` clear local-feature partners with the query, most first."""
         ...
 
     def __len__(self) -> int:

@@ -20,6 +20,11 @@ out: their pHash is noise and would match every other flat image.
     What a *query* is searched with: the pHash of the whole and of the trimmed
     image, each in the eight flips and rotations (the dihedral group), so a
     rotated or mirrored copy still lands on its reference.
+``features``
+    ORB descriptors of the trimmed image (:mod:`deid.match.features`),
+    strongest first: a query brings ``match.query_features``, an index keeps
+    the first ``match.reference_features``. They find crops and screenshots
+    that no window lines up with.
 
 The pHash is bit-for-bit imagehash's ``phash`` (8x8 low frequencies of the DCT
 of a 32x32 grey copy, thresholded at their median); the dihedral variants are
@@ -29,9 +34,12 @@ filter, so eight variants cost one resize.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import imagehash
 import numpy as np
@@ -41,6 +49,7 @@ from PIL import Image
 
 from deid.config import MatchSettings
 from deid.errors import InputError
+from deid.match.features import FEATURE_BYTES, Descriptors, extract_features, pack, unpack
 from deid.types import Box, Fingerprint, RGBImage
 
 PHASH = "phash"
@@ -83,6 +92,9 @@ class Fingerprints:
         pHashes a reference is indexed under (``phash:full``, ``phash:trim``, ``phash:crop…``).
     views
         pHashes a query searches with (``phash:<full|trim>:<transform>``).
+    features
+        Packed ORB descriptors (32 bytes each), strongest first; empty when
+        ``match.features`` is off or the image is plain.
     """
 
     width: int
@@ -90,6 +102,16 @@ class Fingerprints:
     hashes: tuple[Fingerprint, ...]
     windows: tuple[Fingerprint, ...]
     views: tuple[Fingerprint, ...]
+    features: bytes = b""
+
+    @property
+    def descriptors(self) -> Descriptors:
+        """:attr:`features` as an ``n x 32`` ``uint8`` array."""
+        return unpack(self.features)
+
+    def for_reference(self, count: int) -> Fingerprints:
+        """A copy keeping only the ``count`` strongest descriptors: what an index stores (and the ledger keeps)."""
+        return replace(self, features=self.features[: count * FEATURE_BYTES])
 
     def hash(self, method: str) -> Fingerprint:
         """The whole-image hash of ``method``.
@@ -112,6 +134,7 @@ class Fingerprints:
             "hashes": {f.method: f.hex for f in self.hashes},
             "windows": {f.method: f.hex for f in self.windows},
             "views": {f.method: f.hex for f in self.views},
+            "features": base64.b64encode(self.features).decode("ascii"),
         }
 
     def dumps(self) -> str:
@@ -134,8 +157,9 @@ class Fingerprints:
                 hashes=_fingerprints(data["hashes"]),
                 windows=_fingerprints(data["windows"]),
                 views=_fingerprints(data["views"]),
+                features=_features(data.get("features", "")),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, binascii.Error) as error:
             raise InputError(
                 f"not a fingerprint record: {error}", hint="expected the output of Fingerprints.to_json"
             ) from error
@@ -149,6 +173,14 @@ def _fingerprints(table: object) -> tuple[Fingerprint, ...]:
         int(str(hex_value), 16)  # refuse anything that is not hex
         out.append(Fingerprint(str(method), str(hex_value)))
     return tuple(out)
+
+
+def _features(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("features must be base64 text")
+    data = base64.b64decode(text, validate=True)
+    unpack(data)  # refuse a partial descriptor
+    return data
 
 
 def compute_fingerprints(pixels: RGBImage, settings: MatchSettings) -> Fingerprints:
@@ -202,14 +234,7 @@ def compute_fingerprints(pixels: RGBImage, settings: MatchSettings) -> Fingerpri
         tiny = thumbnail(small, _TRIM_SIDE)
         found = find_content_box(tiny)
         if found != Box(0, 0, tiny.shape[1], tiny.shape[0]):
-            factor = small.shape[1] / tiny.shape[1]
-            # Rounded inwards, so no line of the border comes back in.
-            trim = Box(
-                int(np.ceil(found.left * factor)),
-                int(np.ceil(found.top * factor)),
-                int(np.floor(found.right * factor)),
-                int(np.floor(found.bottom * factor)),
-            ).clip(small.shape)
+            trim = _scale_trim(found, tiny.shape, small.shape)
     if trim != whole:
         parts["trim"] = gray.crop((trim.left, trim.top, trim.right, trim.bottom))
     windows = [
@@ -239,7 +264,33 @@ def compute_fingerprints(pixels: RGBImage, settings: MatchSettings) -> Fingerpri
             views.append(
                 Fingerprint(f"{PHASH}:{name}:{transform_name}", phash_hex(np.ascontiguousarray(transform(base))))
             )
-    return Fingerprints(width, height, hashes, tuple(windows), tuple(views))
+    features = b""
+    if settings.features:
+        # Descriptors of the trimmed photo: padding and captions bring only the wrong corners.
+        factor = width / small.shape[1]
+        top, bottom = round(trim.top * factor), max(round(trim.bottom * factor), round(trim.top * factor) + 1)
+        left, right = round(trim.left * factor), max(round(trim.right * factor), round(trim.left * factor) + 1)
+        content_pixels = pixels[top:bottom, left:right]
+        features = pack(
+            extract_features(content_pixels, side_px=settings.feature_side_px, count=settings.query_features)
+        )
+    return Fingerprints(width, height, hashes, tuple(windows), tuple(views), features)
+
+
+def _scale_trim(found: Box, tiny_shape: tuple[int, ...], small_shape: tuple[int, ...]) -> Box:
+    """Map a content box found on the trim thumbnail onto the (larger) hashing thumbnail.
+
+    Rounded inwards, so no line of the border comes back in, and each trimmed
+    side then moves in one more line: the first line past a band is a blend of
+    padding and photo, the thumbnail's box filter having straddled the edge.
+    """
+    scale_y, scale_x = small_shape[0] / tiny_shape[0], small_shape[1] / tiny_shape[1]
+    return Box(
+        int(np.ceil(found.left * scale_x)) + (found.left > 0),
+        int(np.ceil(found.top * scale_y)) + (found.top > 0),
+        int(np.floor(found.right * scale_x)) - (found.right < tiny_shape[1]),
+        int(np.floor(found.bottom * scale_y)) - (found.bottom < tiny_shape[0]),
+    ).clip(small_shape)
 
 
 def _offsets(side: float, grid: int) -> list[float]:
@@ -276,53 +327,127 @@ def phash_hex(pixels32: GrayArray) -> str:
     return f"{int(np.packbits(bits).view('>u8')[0]):016x}"
 
 
-def find_content_box(small: RGBImage, *, tolerance: int = 10, min_background_frac: float = 0.7) -> Box:
+def find_content_box(
+    small: RGBImage,
+    *,
+    tolerance_levels: int = 4,
+    flat_levels: int = 1,
+    clean_frac: float = 0.95,
+    text_frac: float = 0.5,
+    max_trim_frac: float = 0.45,
+) -> Box:
     """The photo inside uniform borders, caption bands or screenshot padding.
 
-    From each edge inward, a line (row or column) counts as background while
-    at least ``min_background_frac`` of its pixels are within ``tolerance`` of
-    the colour of the outermost line; a caption's text rows pass because text
-    covers little of a line. An edge is trimmed only when its outermost line
-    is itself mostly uniform, and never by more than 45 % of the image.
+    Padding is drawn, not photographed. From each edge inward, a line (row or
+    column) is *clean* when at least ``clean_frac`` of its pixels are within
+    ``tolerance_levels`` of the band's colour, and *crossed* when at least
+    ``text_frac`` are (a line through a caption's or a status bar's text). A
+    band ends at its last clean line before the first line that is not even
+    crossed: text inside the band is passed over, and the band stops where the
+    photo starts even when the photo's edge is close to the padding's colour
+    (a night sky on a black border, a white wall under a white caption).
+    A band counts only if one of its lines is flat to within ``flat_levels``
+    of brightness, which drawn padding is and a photographed sky or backdrop
+    is not. Sides are peeled in turn until nothing changes, so a toolbar and
+    then the canvas behind it both come off.
+
+    Parameters
+    ----------
+    small
+        ``H x W x 3`` ``uint8`` RGB; a 128 px thumbnail is plenty.
+    tolerance_levels
+        Grey levels (per channel) a padding pixel may differ from the band's
+        colour: JPEG ringing and the blur of downscaling.
+    flat_levels
+        Grey levels of brightness within which one line of a band must be flat.
+    clean_frac, text_frac
+        Fractions of a line's pixels that make it clean padding, or padding
+        crossed by text.
+    max_trim_frac
+        Most of the height (for rows) or width (for columns) one side may lose.
 
     Returns
     -------
     Box
         The content rectangle; the whole image when nothing is trimmed.
+
+    Notes
+    -----
+    Both ways to fail are mild. Text covering more than about half of its
+    line (a caption as wide as the photo) is not crossed, so part of that
+    band stays in. A photo whose own ground is flat in the padding's colour
+    (a product shot on pure white) loses that ground as well, as it does
+    with no padding, so a padded copy and its original still trim alike.
     """
     height, width = small.shape[:2]
     pixels = small.astype(np.int16)
-
-    def depth(lines: npt.NDArray[np.int16], limit: int) -> int:
-        lines = lines[: limit + 1]
-        if lines.shape[0] == 0 or lines.shape[1] == 0:
-            return 0
-        # The border colour is that of the most uniform of the outer three lines (a status bar's
-        # text or a JPEG edge may spoil the outermost one).
-        outer = lines[:3]
-        spread = np.abs(outer - np.median(outer, axis=1, keepdims=True)).max(axis=2).mean(axis=1)
-        edge = np.median(outer[int(np.argmin(spread))], axis=0)
-        close = np.abs(lines - edge).max(axis=2) <= tolerance
-        fraction = close.mean(axis=1)
-        if fraction[:3].max() < 0.95:  # not a border: the photo reaches this edge
-            return 0
-        background = fraction >= min_background_frac
-        background[: int(np.argmax(fraction[:3] >= 0.95))] = True  # a spoilt outer line or two
-        count = int(np.argmin(background)) if not background.all() else len(background)
-        # Ignore a trim of a line or two: JPEG edges and vignetting, not a border.
-        return min(count, limit) if count >= 2 else 0
-
-    # Rows first over the full width, then columns over the rows kept, then rows again over
-    # the columns kept: a letterbox's padding must not count against the photo's side edges.
+    depth = functools.partial(
+        _band_depth,
+        tolerance_levels=tolerance_levels,
+        flat_levels=flat_levels,
+        clean_frac=clean_frac,
+        text_frac=text_frac,
+    )
+    max_rows, max_columns = int(height * max_trim_frac), int(width * max_trim_frac)
     top, bottom, left, right = 0, height, 0, width
-    for _ in range(2):
+    for _ in range(4):  # a toolbar comes off in one round, the canvas behind it in the next
+        before = (top, bottom, left, right)
         rows = pixels[top:bottom, left:right]
-        top += depth(rows, int(height * 0.45) - top)
-        bottom -= depth(rows[::-1], int(height * 0.45) - (height - bottom))
+        top += depth(rows, max_rows - top)
+        bottom -= depth(rows[::-1], max_rows - (height - bottom))
         columns = pixels[top:bottom, left:right].transpose(1, 0, 2)
-        left += depth(columns, int(width * 0.45) - left)
-        right -= depth(columns[::-1], int(width * 0.45) - (width - right))
+        left += depth(columns, max_columns - left)
+        right -= depth(columns[::-1], max_columns - (width - right))
+        if (top, bottom, left, right) == before:
+            break
     box = Box(left, top, right, bottom)
     if box.width < 16 or box.height < 16:
         return Box(0, 0, width, height)
     return box
+
+
+def _band_depth(
+    lines: npt.NDArray[np.int16],
+    limit: int,
+    *,
+    tolerance_levels: int,
+    flat_levels: int,
+    clean_frac: float,
+    text_frac: float,
+) -> int:
+    """How many of ``lines`` (outermost first, each ``N x 3``) are a band of padding, at most ``limit``.
+
+    See :func:`find_content_box` for the rules.
+    """
+    lines = lines[: max(limit, 0)]
+    if lines.shape[0] == 0 or lines.shape[1] == 0:
+        return 0
+    # The band's colour is that of the flattest of the outer three lines, the innermost on a tie:
+    # a status bar's text, a JPEG edge or the blend with a band already peeled off may spoil the
+    # outermost one.
+    outer = lines[:3]
+    medians = np.median(outer, axis=1)
+    flatness = (np.abs(outer - medians[:, None, :]).max(axis=2) <= flat_levels).mean(axis=1)
+    colour = medians[len(flatness) - 1 - int(np.argmax(flatness[::-1]))]
+    close = (np.abs(lines - colour).max(axis=2) <= tolerance_levels).mean(axis=1)
+    clean = close >= clean_frac
+    crossed = close >= text_frac
+    if clean[:3].any():
+        crossed[: int(np.argmax(clean[:3]))] = True  # spoilt outer lines before a clean one
+    stop = int(np.argmin(crossed)) if not crossed.all() else len(crossed)
+    ends = np.flatnonzero(clean[:stop])
+    if ends.size == 0 or not _has_flat_line(lines[ends], flat_levels=flat_levels, flat_frac=clean_frac):
+        return 0
+    return int(ends[-1]) + 1
+
+
+def _has_flat_line(lines: npt.NDArray[np.int16], *, flat_levels: int, flat_frac: float) -> bool:
+    """Whether one line's brightness is flat to ``flat_levels`` about its median: drawn, not photographed.
+
+    Even a clear sky or a studio backdrop shades across a line by more than a
+    level or two; JPEG keeps a drawn band flat away from its edges but for a
+    level or two of chroma rounding, hence brightness and not colour.
+    """
+    brightness = lines.mean(axis=2)
+    deviation = np.abs(brightness - np.median(brightness, axis=1, keepdims=True))
+    return bool(((deviation <= flat_levels).mean(axis=1) >= flat_frac).any())

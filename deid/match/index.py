@@ -36,6 +36,10 @@ at the previous commit: the bytes past the committed lengths are ignored on
 reopen and cut off before the next append. Re-adding a reference already
 indexed is a no-op, so rerunning an interrupted ``deid index add`` finishes it.
 
+Local features live in ``features/`` (:mod:`deid.match.feature_store`) and
+are committed with the hashes, under the same ``meta.json``; :meth:`DiskMatchIndex.similar`
+searches them.
+
 Size per reference, with the default 14-15 windows: 8 (code) + 4 (owner) +
 1 (slot) + 3 x (4 + 8) (tables) = 49 bytes per entry, about 700 bytes per
 reference plus its name, plus 32 MB of offsets per big segment (measured:
@@ -47,7 +51,6 @@ one contiguous run per substring value instead of two random gathers.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
@@ -65,13 +68,16 @@ import numpy as np
 import numpy.typing as npt
 
 from deid.errors import InputError, LedgerError
+from deid.match.feature_store import FeatureStore, initial_state
+from deid.match.features import DescriptorMatches, count_matches
 from deid.match.fingerprint import Fingerprints
+from deid.match.storage import append_durable, concat_ranges, fsync_dir, map_array, write_durable
 from deid.types import Match
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "deid-match-index"
-VERSION = 1
+VERSION = 2
 SUBSTRING_BITS = (21, 21, 22)
 """Bits of each multi-index-hashing substring, most significant first."""
 SEAL_ENTRIES = 4096
@@ -141,16 +147,6 @@ def name_key(reference: str) -> int:
     return int.from_bytes(hashlib.blake2b(reference.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def _ranges(lo: I64, hi: I64) -> I64:
-    """Concatenate ``arange(lo[i], hi[i])`` for every ``i``, vectorised."""
-    lengths = hi - lo
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    starts: I64 = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
-    return (starts + np.arange(total, dtype=np.int64)).astype(np.int64)
-
-
 def best_per_owner(owners: I64, distances: I64, slots: I64, views: I64) -> list[tuple[int, int, int, int]]:
     """For each owner, its smallest distance (ties: lowest slot, then lowest view)."""
     if owners.size == 0:
@@ -189,6 +185,14 @@ def _to_matches(
     return matches
 
 
+def _feature_matches(found: list[tuple[str, DescriptorMatches]]) -> list[Match]:
+    """Feature candidates as :class:`Match` records: ``distance`` is the partners' median bits (of 256)."""
+    return [
+        Match(reference=name, distance=counted.median_bits, method=f"orb:{counted.matches}", verified=False)
+        for name, counted in found
+    ]
+
+
 def _query_arrays(fingerprints: Fingerprints) -> tuple[U64, list[str]]:
     # A flat image has no informative views: it matches nothing.
     views = [f for f in fingerprints.views if f.method.startswith("phash:")]
@@ -222,6 +226,7 @@ class MemoryMatchIndex:
     _owners: list[int] = field(default_factory=list)
     _slots: list[int] = field(default_factory=list)
     _windows: list[str] = field(default_factory=list)
+    _descriptors: list[npt.NDArray[np.uint8]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -243,6 +248,7 @@ class MemoryMatchIndex:
         owner = len(self._names)
         self._names.append(reference)
         self._known[reference] = owner
+        self._descriptors.append(fingerprints.descriptors)
         for window, code in zip(fingerprints.windows, codes.tolist(), strict=True):
             if window.method not in self._windows:
                 self._windows.append(window.method)
@@ -274,6 +280,20 @@ class MemoryMatchIndex:
         )
         return _to_matches(rows, self._names.__getitem__, self._windows, view_names)
 
+    def similar(self, fingerprints: Fingerprints, *, shortlist: int, min_matches: int) -> list[Match]:
+        """References sharing at least ``min_matches`` clear ORB descriptor partners with the query, most first.
+
+        Every reference is compared (``shortlist`` is ignored: a batch is small).
+        """
+        query = fingerprints.descriptors
+        found = []
+        for name, descriptors in zip(self._names, self._descriptors, strict=True):
+            counted = count_matches(query, descriptors)
+            if counted.matches >= min_matches:
+                found.append((name, counted))
+        found.sort(key=lambda item: (-item[1].matches, item[1].median_bits, item[0]))
+        return _feature_matches(found)
+
 
 # --- on disk -----------------------------------------------------------------------------------
 
@@ -286,6 +306,9 @@ class IndexStats:
     entries: int
     segments: int
     bytes: int
+    features_per_reference: int = 0
+    vocabulary_words: int = 0
+    feature_segments: int = 0
 
     @property
     def bytes_per_reference(self) -> float:
@@ -300,6 +323,9 @@ class IndexStats:
             "segments": self.segments,
             "bytes": self.bytes,
             "bytes_per_reference": round(self.bytes_per_reference, 1),
+            "features_per_reference": self.features_per_reference,
+            "vocabulary_words": self.vocabulary_words,
+            "feature_segments": self.feature_segments,
         }
 
 
@@ -327,17 +353,17 @@ class _Segment:
     def __init__(self, directory: Path, start: int, end: int) -> None:
         self.start, self.end = start, end
         size = end - start
-        self.ids = [_map(directory / f"sub{j}.ids.u32", np.dtype("<u4"), size) for j in range(3)]
-        self.codes = [_map(directory / f"sub{j}.codes.u64", np.dtype("<u8"), size) for j in range(3)]
+        self.ids = [map_array(directory / f"sub{j}.ids.u32", np.dtype("<u4"), size) for j in range(3)]
+        self.codes = [map_array(directory / f"sub{j}.codes.u64", np.dtype("<u8"), size) for j in range(3)]
         self.offsets: list[npt.NDArray[Any]] = []
         self.keys: list[npt.NDArray[Any]] = []
         if size >= OFFSETS_MIN_ENTRIES:
             self.offsets = [
-                _map(directory / f"sub{j}.offsets.u32", np.dtype("<u4"), (1 << bits) + 1)
+                map_array(directory / f"sub{j}.offsets.u32", np.dtype("<u4"), (1 << bits) + 1)
                 for j, bits in enumerate(SUBSTRING_BITS)
             ]
         else:
-            self.keys = [_map(directory / f"sub{j}.keys.u32", np.dtype("<u4"), size) for j in range(3)]
+            self.keys = [map_array(directory / f"sub{j}.keys.u32", np.dtype("<u4"), size) for j in range(3)]
 
     @staticmethod
     def build(directory: Path, codes: U64) -> None:
@@ -348,14 +374,14 @@ class _Segment:
         for j, keys in enumerate(substrings(codes)):
             order = np.argsort(keys, kind="stable").astype("<u4")
             sorted_keys = keys[order]
-            _write_durable(staging / f"sub{j}.ids.u32", order.tobytes())
-            _write_durable(staging / f"sub{j}.codes.u64", codes[order].astype("<u8").tobytes())
+            write_durable(staging / f"sub{j}.ids.u32", order.tobytes())
+            write_durable(staging / f"sub{j}.codes.u64", codes[order].astype("<u8").tobytes())
             if codes.size >= OFFSETS_MIN_ENTRIES:
                 values = np.arange((1 << SUBSTRING_BITS[j]) + 1, dtype=np.int64)
                 offsets = np.searchsorted(sorted_keys, values, side="left").astype("<u4")
-                _write_durable(staging / f"sub{j}.offsets.u32", offsets.tobytes())
+                write_durable(staging / f"sub{j}.offsets.u32", offsets.tobytes())
             else:
-                _write_durable(staging / f"sub{j}.keys.u32", sorted_keys.astype("<u4").tobytes())
+                write_durable(staging / f"sub{j}.keys.u32", sorted_keys.astype("<u4").tobytes())
         shutil.rmtree(directory, ignore_errors=True)
         staging.rename(directory)
 
@@ -375,7 +401,7 @@ class _Segment:
             else:
                 lo = np.searchsorted(self.keys[j], needles, side="left").astype(np.int64)
                 hi = np.searchsorted(self.keys[j], needles, side="right").astype(np.int64)
-            hits = _ranges(lo, hi)
+            hits = concat_ranges(lo, hi)
             if not hits.size:
                 continue
             views = np.repeat(needle_view, hi - lo)
@@ -388,30 +414,6 @@ class _Segment:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, empty
         return np.concatenate(views_out), np.concatenate(entries_out), np.concatenate(distances_out)
-
-
-def _map(path: Path, dtype: np.dtype[Any], count: int) -> npt.NDArray[Any]:
-    """Memory-map the first ``count`` items of ``path`` (an empty array when ``count`` is 0)."""
-    if count == 0:
-        return np.empty(0, dtype=dtype)
-    # A plain ndarray view of the map: indexing a np.memmap wraps every result, which costs more than the gather.
-    return np.asarray(np.memmap(path, dtype=dtype, mode="r", shape=(count,)))
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class DiskMatchIndex:
@@ -442,7 +444,14 @@ class DiskMatchIndex:
     ...     index.add("atlas/img001.jpg", compute_fingerprints(pixels, settings))
     """
 
-    def __init__(self, directory: str | Path, *, commit_every: int = 1000, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        commit_every: int = 1000,
+        readonly: bool = False,
+        reference_features: int = 96,
+    ) -> None:
         self.directory = Path(directory)
         self.commit_every = max(1, commit_every)
         self.readonly = readonly
@@ -466,6 +475,7 @@ class DiskMatchIndex:
                 "names_bytes": 0,
                 "segments": [],
                 "windows": [],
+                "features": initial_state(reference_features),
             }
             self._write_meta(self._meta)
         else:
@@ -474,12 +484,17 @@ class DiskMatchIndex:
             except (OSError, ValueError) as error:
                 raise LedgerError(f"cannot read index meta.json: {error}", path=meta_path) from error
             if self._meta.get("format") != FORMAT or self._meta.get("version") != VERSION:
-                raise LedgerError("not a deid match index of a known version", path=meta_path)
+                raise LedgerError(
+                    "not a deid match index of a known version",
+                    path=meta_path,
+                    hint=f"this deid reads version {VERSION}; rebuild it with `deid index add` into a new folder",
+                )
         self._pending_names: list[str] = []
         self._pending_codes: list[int] = []
         self._pending_owners: list[int] = []
         self._pending_slots: list[int] = []
         self._pending_keys: dict[int, list[int]] = {}
+        self._features = FeatureStore(self.directory / "features", self._meta["features"], readonly=readonly)
         self._load()
 
     # -- opening and committing --
@@ -499,13 +514,13 @@ class DiskMatchIndex:
         names_path = self.directory / "names.txt"
         if (names_path.stat().st_size if names_path.exists() else 0) < int(meta["names_bytes"]):
             raise LedgerError("names.txt is shorter than the committed length", path=names_path)
-        self._codes: npt.NDArray[np.uint64] = _map(self.directory / "codes.u64", _FILES["codes.u64"], entries)
-        self._owners = _map(self.directory / "owners.u32", _FILES["owners.u32"], entries)
-        self._slots = _map(self.directory / "slots.u8", _FILES["slots.u8"], entries)
-        self._name_ends = _map(self.directory / "name_ends.u64", _FILES["name_ends.u64"], references)
-        self._names = _map(names_path, np.dtype("u1"), int(meta["names_bytes"]))
+        self._codes: npt.NDArray[np.uint64] = map_array(self.directory / "codes.u64", _FILES["codes.u64"], entries)
+        self._owners = map_array(self.directory / "owners.u32", _FILES["owners.u32"], entries)
+        self._slots = map_array(self.directory / "slots.u8", _FILES["slots.u8"], entries)
+        self._name_ends = map_array(self.directory / "name_ends.u64", _FILES["name_ends.u64"], references)
+        self._names = map_array(names_path, np.dtype("u1"), int(meta["names_bytes"]))
         if sort_names:
-            keys = np.asarray(_map(self.directory / "name_keys.u64", _FILES["name_keys.u64"], references))
+            keys = np.asarray(map_array(self.directory / "name_keys.u64", _FILES["name_keys.u64"], references))
             self._key_order = np.argsort(keys, kind="stable")
             self._sorted_keys = keys[self._key_order]
             # Names committed since the sort: looked up here, so a commit costs O(new), not a re-sort.
@@ -519,9 +534,9 @@ class DiskMatchIndex:
     def _write_meta(self, meta: dict[str, Any]) -> None:
         path = self.directory / "meta.json"
         staging = path.with_suffix(".json.tmp")
-        _write_durable(staging, json.dumps(meta, indent=1).encode("utf-8"))
+        write_durable(staging, json.dumps(meta, indent=1).encode("utf-8"))
         os.replace(staging, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def commit(self) -> None:
         """Make every buffered reference durable and searchable.
@@ -549,18 +564,12 @@ class DiskMatchIndex:
         }
         try:
             for name, (committed, data) in appends.items():
-                path = self.directory / name
-                with open(path, "ab") as handle:
-                    # Whatever an interrupted run wrote past the committed length goes first.
-                    handle.truncate(committed)
-                    handle.seek(committed)
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                append_durable(self.directory / name, committed, data)
             meta["entries"] = int(meta["entries"]) + len(self._pending_codes)
             meta["references"] = int(meta["references"]) + len(self._pending_names)
             meta["names_bytes"] = int(meta["names_bytes"]) + len(names_blob)
             meta["segments"] = self._plan_segments([list(s) for s in meta["segments"]], int(meta["entries"]))
+            meta["features"] = self._features.commit()
             self._write_meta(meta)
         except OSError as error:
             raise LedgerError(f"cannot write the match index: {error.strerror}", path=self.directory) from error
@@ -574,6 +583,8 @@ class DiskMatchIndex:
         self._pending_slots.clear()
         self._pending_keys.clear()
         self._remove_stale_segments()
+        self._features.load(meta["features"])
+        self._features.remove_stale()
         self._load(sort_names=len(self._recent_keys) > max(1 << 20, self._sorted_keys.size // 4))
         logger.info("match index %s: %d references, %d entries", self.directory, meta["references"], meta["entries"])
 
@@ -591,7 +602,7 @@ class DiskMatchIndex:
         start, end = segments[-1]
         codes = np.fromfile(self.directory / "codes.u64", dtype="<u8", count=end)[start:end]
         _Segment.build(self._segment_dir(start, end), codes.astype(np.uint64))
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return segments
 
     def _remove_stale_segments(self) -> None:
@@ -612,6 +623,8 @@ class DiskMatchIndex:
         # On an error the buffered references are dropped: the index stays at its last commit.
         if kind is None:
             self.close()
+        else:
+            self._features.discard()
 
     # -- the MatchIndex protocol --
 
@@ -675,11 +688,19 @@ class DiskMatchIndex:
             self._pending_slots.append(windows.index(window.method))
         self._pending_keys.setdefault(key, []).append(len(self._pending_names))
         self._pending_names.append(reference)
+        self._features.stage(fingerprints.descriptors)
         if len(self._pending_names) >= self.commit_every:
             self.commit()
         return True
 
-    def add_codes(self, names: Sequence[str], codes: npt.NDArray[np.uint64], window_prefix: str = "phash:bulk") -> None:
+    def add_codes(
+        self,
+        names: Sequence[str],
+        codes: npt.NDArray[np.uint64],
+        window_prefix: str = "phash:bulk",
+        *,
+        descriptors: npt.NDArray[np.uint8] | None = None,
+    ) -> None:
         """Bulk-add references from raw codes, one row of windows each, without the name check.
 
         For imports of precomputed hashes and for benchmarks; commits at once.
@@ -692,6 +713,8 @@ class DiskMatchIndex:
             ``len(names) x windows`` (or ``len(names)``) 64-bit pHashes.
         window_prefix
             Window ``k`` is recorded as ``<window_prefix><k>``.
+        descriptors
+            ``len(names) x n x 32`` ORB descriptors, strongest first; none when omitted.
 
         Raises
         ------
@@ -713,6 +736,8 @@ class DiskMatchIndex:
         self._pending_codes.extend(rows.ravel().tolist())
         self._pending_owners.extend(np.repeat(np.arange(first, first + len(names)), rows.shape[1]).tolist())
         self._pending_slots.extend(slots * len(names))
+        for row in range(len(names)):
+            self._features.stage(descriptors[row] if descriptors is not None else np.empty((0, 32), dtype=np.uint8))
         self.commit()
 
     def query(self, fingerprints: Fingerprints, *, max_distance_bits: int) -> list[Match]:
@@ -743,6 +768,22 @@ class DiskMatchIndex:
         )
         return _to_matches(rows, self.name, self._meta["windows"], view_names)
 
+    def similar(self, fingerprints: Fingerprints, *, shortlist: int, min_matches: int) -> list[Match]:
+        """References sharing at least ``min_matches`` clear ORB descriptor partners with the query, most first.
+
+        The ``shortlist`` references sharing the most visual words are compared
+        (see :mod:`deid.match.feature_store`); nothing else is read.
+
+        Raises
+        ------
+        LedgerError
+            If buffered references cannot be committed first.
+        """
+        if not self.readonly:
+            self.commit()
+        found = self._features.search(fingerprints.descriptors, shortlist=shortlist, min_matches=min_matches)
+        return _feature_matches([(self.name(owner), counted) for owner, counted in found])
+
     def _search(self, query: U64, radius: int) -> tuple[I64, I64, I64]:
         parts = [segment.search(query, substrings(query), radius) for segment in self._segments]
         tail = np.arange(self._tail_start, int(self._meta["entries"]), dtype=np.int64)
@@ -771,6 +812,9 @@ class DiskMatchIndex:
             entries=int(self._meta["entries"]),
             segments=len(self._meta["segments"]),
             bytes=total,
+            features_per_reference=self._features.per_reference,
+            vocabulary_words=self._features.vocabulary.words if self._features.vocabulary is not None else 0,
+            feature_segments=len(self._features.state["segments"]),
         )
 
     def references(self) -> Iterator[str]:

@@ -21,6 +21,23 @@ Per candidate, with ``d`` its distance in bits::
 
 A plain image (a blank wall, a flat colour) hashes like every other plain
 image, so a close hash without keypoints to confirm it is held, not excluded.
+
+References the hashes miss are also looked up by local features
+(``match.features``: ORB visual words, then descriptor partners; method
+``orb:<partners>``, distance the partners' median bits of 256). A feature
+candidate stands on geometry alone::
+
+    public reference     verified -> copy; no reference pixels -> review; rejected, too plain -> none
+    earlier release      verified, no reference pixels -> review; rejected, too plain -> none
+
+Features only propose: a shortlisted reference that geometry rejects, or
+that is too plain to check, was a guess and leaves no evidence (a plain
+near-identical copy is still caught by its hashes).
+
+A verified feature match to an earlier release is held, not excluded: a
+contributor's new photo of the same lesion from nearly the same place maps
+onto the old one too, and only a person can tell a re-upload from a
+follow-up photo.
 """
 
 from __future__ import annotations
@@ -119,8 +136,22 @@ class MatchResult:
         }
 
 
+FEATURE_METHOD = "orb"
+"""Method prefix of candidates found by local features."""
+
+
+def judge_feature(verification: Verification | None, copy: Verdict) -> Verdict:
+    """The verdict for one local-feature candidate (see the module docstring)."""
+    status = verification.status if verification is not None else VerificationStatus.UNAVAILABLE
+    if status in (VerificationStatus.REJECTED, VerificationStatus.INCONCLUSIVE):
+        return Verdict.NONE
+    if status is VerificationStatus.VERIFIED and copy is Verdict.PUBLIC_COPY:
+        return copy
+    return Verdict.REVIEW
+
+
 def judge(distance: float, verification: Verification | None, settings: MatchSettings, copy: Verdict) -> Verdict:
-    """The verdict for one candidate at ``distance`` bits (see the module docstring)."""
+    """The verdict for one hash candidate at ``distance`` bits (see the module docstring)."""
     status = verification.status if verification is not None else VerificationStatus.UNAVAILABLE
     if distance <= settings.max_distance_bits:
         return copy if status in (VerificationStatus.VERIFIED, VerificationStatus.UNAVAILABLE) else Verdict.REVIEW
@@ -132,7 +163,9 @@ def judge(distance: float, verification: Verification | None, settings: MatchSet
 
 
 def _transform_of(method: str) -> str:
-    """The query transform in a match method ``phash:<part>:<transform>~<window>``."""
+    """The query transform in a match method ``phash:<part>:<transform>~<window>`` (``orb:…``: none)."""
+    if method.startswith(f"{FEATURE_METHOD}:"):
+        return "identity"
     view = method.split("~", 1)[0]
     return view.rsplit(":", 1)[-1]
 
@@ -145,18 +178,30 @@ def _check(
     source: MatchSource,
 ) -> list[MatchEvidence]:
     copy = Verdict.DUPLICATE if source is MatchSource.RELEASE else Verdict.PUBLIC_COPY
+    # A candidate found by local features alone had no hash agreeing with it: it needs stronger geometry.
+    strict = replace(
+        settings,
+        verify_min_inliers=settings.feature_min_inliers,
+        verify_min_inlier_frac=settings.feature_min_inlier_frac,
+    )
     out = []
     for match in candidates[: settings.max_candidates]:
         verification: Verification | None = None
+        by_features = match.method.startswith(f"{FEATURE_METHOD}:")
         if settings.verify and load_reference is not None:
             try:
                 reference = load_reference(match.reference)
-                verification = verify_copy(pixels, reference, settings, transform=_transform_of(match.method))
+                verification = verify_copy(
+                    pixels, reference, strict if by_features else settings, transform=_transform_of(match.method)
+                )
             except DeidError as error:
                 verification = Verification(
                     VerificationStatus.UNAVAILABLE, note=f"reference unavailable: {error.message}"
                 )
-        verdict = judge(match.distance, verification, settings, copy)
+        if by_features:
+            verdict = judge_feature(verification, copy)
+        else:
+            verdict = judge(match.distance, verification, settings, copy)
         verified = verification is not None and verification.is_verified
         out.append(MatchEvidence(replace(match, verified=verified), verdict, source, verification))
     return out
@@ -224,7 +269,19 @@ def match_image(
     for source, searched in ((MatchSource.PUBLIC, index), (MatchSource.RELEASE, release_index)):
         if searched is not None and len(searched):
             candidates = searched.query(prints, max_distance_bits=settings.review_distance_bits)
-            evidence.extend(_check(pixels, candidates, settings, load_reference, source))
+            by_hash = _check(pixels, candidates, settings, load_reference, source)
+            evidence.extend(by_hash)
+            settled = any(e.verdict in (Verdict.PUBLIC_COPY, Verdict.DUPLICATE) for e in by_hash)
+            if settings.features and not settled:
+                # Crops and screenshots the windows miss. A reference the hashes found and geometry could not
+                # confirm is checked again here, untransformed: a crop's hash may land on a mirrored window.
+                seen = {e.match.reference for e in by_hash if e.verification is None or e.verification.is_verified}
+                similar = searched.similar(
+                    prints, shortlist=settings.feature_shortlist, min_matches=settings.feature_min_matches
+                )
+                fresh = [match for match in similar if match.reference not in seen]
+                checked = _check(pixels, fresh, settings, load_reference, source)
+                evidence.extend(e for e in checked if e.verdict is not Verdict.NONE)
     for search in web:
         for found in search.search(pixels):
             verdict = Verdict.PUBLIC_COPY if found.kind is WebMatchKind.FULL else Verdict.REVIEW

@@ -1,0 +1,151 @@
+"""Local features: ORB keypoint descriptors, and how many of a query's find a partner in a reference.
+
+Window pHashes (:mod:`deid.match.fingerprint`) need the copy to line up with
+a window to within a few per cent; a crop of a third of the picture, or a
+photo shrunk into a screenshot, does not. Local features do: a crop keeps most
+of the reference's corners, at the same relative places, whatever was cut
+away. Each reference keeps its strongest ``match.reference_features``
+descriptors; a query brings ``match.query_features``. The index shortlists
+references that share visual words with the query
+(:mod:`deid.match.vocabulary`, :mod:`deid.match.feature_store`), then
+:func:`count_matches` counts, per shortlisted reference, the query descriptors
+whose nearest reference descriptor is close and clearly nearer than the
+second nearest (Lowe's ratio test). Geometric verification
+(:mod:`deid.match.verify`) then decides.
+
+Descriptors are 256-bit ORB (OpenCV), packed as 32 bytes, strongest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from deid.types import RGBImage
+
+FEATURE_BYTES = 32
+"""Bytes of one ORB descriptor."""
+RATIO = 0.8
+"""Lowe's ratio: the nearest partner must be this much closer than the second nearest."""
+MAX_MATCH_BITS = 40
+"""A partner further than this many bits (of 256) is no partner.
+
+Measured on the devdata copies (crops, screenshots, resizes, JPEG 30) against
+the other 23 originals, with the ratio test: a true reference has p5 25
+partners, an unrelated one at most 5; at 64 bits unrelated ones reach 32."""
+_SOFT_FAST_THRESHOLD = 7  # a plain or soft image is searched again with finer corners (OpenCV's default is 20)
+
+Descriptors = npt.NDArray[np.uint8]
+
+# Small exact searches dominate here; OpenMP's thread start-up costs more than it saves
+# (measured: 0.2 ms per 500 x 96 search on one thread, 7 ms on two).
+faiss.omp_set_num_threads(1)
+
+
+def extract_features(pixels: RGBImage, *, side_px: int, count: int) -> Descriptors:
+    """The ``count`` strongest ORB descriptors of an image scaled to ``side_px`` on its long side.
+
+    Parameters
+    ----------
+    pixels
+        ``H x W x 3`` ``uint8`` RGB.
+    side_px
+        Long side the image is scaled to first, so descriptors of a copy at
+        another size describe the same neighbourhoods.
+    count
+        At most this many descriptors.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n x 32`` ``uint8``, strongest (by corner response) first; ``n`` is 0
+        for a flat image.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    >>> extract_features(image, side_px=256, count=50).shape
+    (50, 32)
+    """
+    gray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+    height, width = gray.shape
+    scale = side_px / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    points, descriptors = cv2.ORB.create(nfeatures=count).detectAndCompute(gray, None)  # type: ignore[call-overload]
+    if len(points) < count // 4:
+        finer = cv2.ORB.create(nfeatures=count, fastThreshold=_SOFT_FAST_THRESHOLD)
+        points, descriptors = finer.detectAndCompute(gray, None)  # type: ignore[call-overload]
+    if descriptors is None or not len(points):
+        return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
+    order = np.argsort([-point.response for point in points], kind="stable")[:count]
+    return np.ascontiguousarray(np.asarray(descriptors, dtype=np.uint8)[order])
+
+
+@dataclass(frozen=True, slots=True)
+class DescriptorMatches:
+    """How well a query's descriptors find partners in one reference.
+
+    Attributes
+    ----------
+    matches
+        Query descriptors whose nearest reference descriptor passes the ratio
+        test and lies within :data:`MAX_MATCH_BITS`.
+    median_bits
+        Median Hamming distance (of 256 bits) of those partners; 256 when none.
+    """
+
+    matches: int
+    median_bits: float
+
+
+def count_matches(query: Descriptors, reference: Descriptors) -> DescriptorMatches:
+    """Count the query descriptors with a clear partner among the reference's.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> reference = rng.integers(0, 256, (40, 32), dtype=np.uint8)
+    >>> count_matches(reference[:30], reference).matches
+    30
+    >>> count_matches(rng.integers(0, 256, (30, 32), dtype=np.uint8), reference).matches
+    0
+    """
+    if not len(query) or not len(reference):
+        return DescriptorMatches(0, 256.0)
+    index = faiss.IndexBinaryFlat(FEATURE_BYTES * 8)
+    index.add(np.ascontiguousarray(reference, dtype=np.uint8))
+    distances, nearest = index.search(np.ascontiguousarray(query, dtype=np.uint8), 2)
+    best = distances[:, 0].astype(np.float64)
+    # One reference descriptor: nothing to be confused with; faiss pads the missing second with a huge value.
+    second = distances[:, 1].astype(np.float64) if len(reference) > 1 else np.full(len(query), np.inf)
+    good = (best <= MAX_MATCH_BITS) & (best < RATIO * second)
+    # Each reference descriptor partners one query descriptor at most (its closest).
+    order = np.lexsort((best[good], nearest[good, 0]))
+    partners = nearest[good, 0][order]
+    first = np.ones(partners.size, dtype=bool)
+    first[1:] = partners[1:] != partners[:-1]
+    matched = best[good][order][first]
+    return DescriptorMatches(int(matched.size), float(np.median(matched)) if matched.size else 256.0)
+
+
+def pack(descriptors: Descriptors) -> bytes:
+    """Descriptors as bytes (``n x 32`` row-major)."""
+    return np.ascontiguousarray(descriptors, dtype=np.uint8).tobytes()
+
+
+def unpack(data: bytes) -> Descriptors:
+    """Inverse of :func:`pack`.
+
+    Raises
+    ------
+    ValueError
+        If the length is not a multiple of 32 bytes.
+    """
+    if len(data) % FEATURE_BYTES:
+        raise ValueError(f"{len(data)} bytes is not a whole number of {FEATURE_BYTES}-byte descriptors")
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, FEATURE_BYTES)
