@@ -18,6 +18,7 @@ Descriptors are 256-bit ORB (OpenCV), packed as 32 bytes, strongest first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -115,22 +116,59 @@ def count_matches(query: Descriptors, reference: Descriptors) -> DescriptorMatch
     >>> count_matches(rng.integers(0, 256, (30, 32), dtype=np.uint8), reference).matches
     0
     """
-    if not len(query) or not len(reference):
-        return DescriptorMatches(0, 256.0)
+    return count_matches_many(query, [reference])[0]
+
+
+def count_matches_many(query: Descriptors, references: Sequence[Descriptors]) -> list[DescriptorMatches]:
+    """:func:`count_matches` of ``query`` against each of ``references``, in one search.
+
+    A partner counts when it lies within :data:`MAX_MATCH_BITS` and is nearer
+    than :data:`RATIO` times the second-nearest descriptor *of the same
+    reference*; each reference descriptor partners one query descriptor at
+    most (its closest). One exact range search over all references' stacked
+    descriptors finds every pair within ``MAX_MATCH_BITS / RATIO`` bits, which
+    is all the ratio test can need: a second-nearest further than that never
+    spoils a partner within ``MAX_MATCH_BITS``.
+    """
+    counts = np.asarray([len(r) for r in references], dtype=np.int64)
+    if not len(query) or not counts.sum():
+        return [DescriptorMatches(0, 256.0) for _ in references]
+    owner_of = np.repeat(np.arange(len(references), dtype=np.int64), counts)
     index = faiss.IndexBinaryFlat(FEATURE_BYTES * 8)
-    index.add(np.ascontiguousarray(reference, dtype=np.uint8))
-    distances, nearest = index.search(np.ascontiguousarray(query, dtype=np.uint8), 2)
-    best = distances[:, 0].astype(np.float64)
-    # One reference descriptor: nothing to be confused with; faiss pads the missing second with a huge value.
-    second = distances[:, 1].astype(np.float64) if len(reference) > 1 else np.full(len(query), np.inf)
+    index.add(np.ascontiguousarray(np.concatenate([r for r in references if len(r)]), dtype=np.uint8))
+    radius = int(MAX_MATCH_BITS / RATIO) + 1  # faiss keeps distances strictly below the radius
+    limits, distances, hits = index.range_search(np.ascontiguousarray(query, dtype=np.uint8), radius)
+    if not hits.size:
+        return [DescriptorMatches(0, 256.0) for _ in references]
+    queries = np.repeat(np.arange(len(query), dtype=np.int64), np.diff(limits.astype(np.int64)))
+    owners = owner_of[hits]
+    bits = distances.astype(np.float64)
+    # Per (query descriptor, reference): the nearest and the second nearest.
+    order = np.lexsort((bits, owners, queries))
+    queries, owners, bits, hits = queries[order], owners[order], bits[order], hits[order]
+    group = queries * len(references) + owners
+    first = np.ones(group.size, dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    starts = np.flatnonzero(first)
+    second = np.full(starts.size, np.inf)
+    has_second = np.zeros(starts.size, dtype=bool)
+    has_second[:-1] = np.diff(starts) > 1
+    has_second[-1] = group.size - starts[-1] > 1
+    second[has_second] = bits[starts[has_second] + 1]
+    best, best_owner, best_hit = bits[starts], owners[starts], hits[starts]
     good = (best <= MAX_MATCH_BITS) & (best < RATIO * second)
+    best, best_owner, best_hit = best[good], best_owner[good], best_hit[good]
     # Each reference descriptor partners one query descriptor at most (its closest).
-    order = np.lexsort((best[good], nearest[good, 0]))
-    partners = nearest[good, 0][order]
-    first = np.ones(partners.size, dtype=bool)
-    first[1:] = partners[1:] != partners[:-1]
-    matched = best[good][order][first]
-    return DescriptorMatches(int(matched.size), float(np.median(matched)) if matched.size else 256.0)
+    order = np.lexsort((best, best_hit))
+    best, best_owner, best_hit = best[order], best_owner[order], best_hit[order]
+    unique = np.ones(best_hit.size, dtype=bool)
+    unique[1:] = best_hit[1:] != best_hit[:-1]
+    best, best_owner = best[unique], best_owner[unique]
+    out = []
+    for owner in range(len(references)):
+        matched = best[best_owner == owner]
+        out.append(DescriptorMatches(int(matched.size), float(np.median(matched)) if matched.size else 256.0))
+    return out
 
 
 def pack(descriptors: Descriptors) -> bytes:

@@ -69,9 +69,9 @@ import numpy.typing as npt
 
 from deid.errors import InputError, LedgerError
 from deid.match.feature_store import FeatureStore, initial_state
-from deid.match.features import DescriptorMatches, count_matches
+from deid.match.features import DescriptorMatches, count_matches_many
 from deid.match.fingerprint import Fingerprints
-from deid.match.storage import append_durable, concat_ranges, fsync_dir, map_array, write_durable
+from deid.match.storage import append_durable, concat_ranges, fsync_dir, map_array, seal_segments, write_durable
 from deid.types import Match
 
 logger = logging.getLogger(__name__)
@@ -285,12 +285,8 @@ class MemoryMatchIndex:
 
         Every reference is compared (``shortlist`` is ignored: a batch is small).
         """
-        query = fingerprints.descriptors
-        found = []
-        for name, descriptors in zip(self._names, self._descriptors, strict=True):
-            counted = count_matches(query, descriptors)
-            if counted.matches >= min_matches:
-                found.append((name, counted))
+        counted = count_matches_many(fingerprints.descriptors, self._descriptors)
+        found = [(name, c) for name, c in zip(self._names, counted, strict=True) if c.matches >= min_matches]
         found.sort(key=lambda item: (-item[1].matches, item[1].median_bits, item[0]))
         return _feature_matches(found)
 
@@ -590,15 +586,8 @@ class DiskMatchIndex:
 
     def _plan_segments(self, segments: list[list[int]], entries: int) -> list[list[int]]:
         """Seal the tail into a segment when big enough, then merge equal-ish neighbours; builds tables."""
-        tail_start = segments[-1][1] if segments else 0
-        if entries - tail_start < SEAL_ENTRIES:
+        if not seal_segments(segments, entries, seal_at=SEAL_ENTRIES):
             return segments
-        segments.append([tail_start, entries])
-        # A binary counter: merge while the newest segment is over half its older neighbour,
-        # so every entry is rebuilt O(log n) times in all.
-        while len(segments) >= 2 and (segments[-1][1] - segments[-1][0]) * 2 > segments[-2][1] - segments[-2][0]:
-            last = segments.pop()
-            segments[-1] = [segments[-1][0], last[1]]
         start, end = segments[-1]
         codes = np.fromfile(self.directory / "codes.u64", dtype="<u8", count=end)[start:end]
         _Segment.build(self._segment_dir(start, end), codes.astype(np.uint64))

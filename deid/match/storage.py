@@ -63,3 +63,26 @@ def concat_ranges(lo: I64, hi: I64) -> I64:
         return np.empty(0, dtype=np.int64)
     starts: I64 = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
     return (starts + np.arange(total, dtype=np.int64)).astype(np.int64)
+
+
+def seal_segments(segments: list[list[int]], total: int, *, seal_at: int) -> bool:
+    """Plan the segments (``[start, end)`` ranges) after items up to ``total`` are committed, in place.
+
+    The unsealed tail becomes a segment once it holds ``seal_at`` items; then
+    the newest segment merges into its older neighbour while it is over half
+    that one's size, like a binary counter, so every item is rebuilt
+    ``O(log n)`` times in all.
+
+    Returns
+    -------
+    bool
+        True when the last segment is new (merged or sealed) and must be built.
+    """
+    tail_start = segments[-1][1] if segments else 0
+    if total - tail_start < seal_at:
+        return False
+    segments.append([tail_start, total])
+    while len(segments) >= 2 and (segments[-1][1] - segments[-1][0]) * 2 > segments[-2][1] - segments[-2][0]:
+        last = segments.pop()
+        segments[-1] = [segments[-1][0], last[1]]
+    return True

@@ -28,23 +28,32 @@ import numpy.typing as npt
 from deid.match.features import FEATURE_BYTES, Descriptors
 from deid.match.storage import write_durable
 
-MAX_WORDS = 1 << 16
+MAX_WORDS = 1 << 18
 """Upper bound on the vocabulary size."""
 POINTS_PER_WORD = 4
 """Training descriptors per word: the vocabulary grows with the index it is trained on.
 
 Fine words keep a small index discriminative: a query brings 500 descriptors, and with
 32 per word an index of 200 references would have fewer words than the query has."""
-_MAX_BRANCHES = 256
+_MAX_BRANCHES = 512
 _ITERATIONS = 12
+_POINTS_PER_CENTRE = 256
 _BITS = FEATURE_BYTES * 8
 
 
 def _binary_kmeans(descriptors: Descriptors, clusters: int, seed: int) -> Descriptors:
     """``clusters`` binary centres of ``descriptors`` (k-means on bits, centres rounded)."""
+    if len(descriptors) > clusters * _POINTS_PER_CENTRE:  # what k-means would sample anyway, before unpacking
+        rng = np.random.default_rng(seed)
+        descriptors = descriptors[np.sort(rng.choice(len(descriptors), clusters * _POINTS_PER_CENTRE, replace=False))]
     bits = np.unpackbits(descriptors, axis=1).astype(np.float32)
     kmeans = faiss.Kmeans(
-        _BITS, clusters, niter=_ITERATIONS, seed=seed, min_points_per_centroid=1, max_points_per_centroid=256
+        _BITS,
+        clusters,
+        niter=_ITERATIONS,
+        seed=seed,
+        min_points_per_centroid=1,
+        max_points_per_centroid=_POINTS_PER_CENTRE,
     )
     kmeans.train(np.ascontiguousarray(bits))
     centres: npt.NDArray[np.float32] = np.asarray(kmeans.centroids, dtype=np.float32)
@@ -127,8 +136,9 @@ class Vocabulary:
         data = np.ascontiguousarray(descriptors, dtype=np.uint8)
         _, nearest = self._indexes[0].search(data, 1)
         branch = nearest[:, 0]
-        for b in np.unique(branch).tolist():
-            members = np.flatnonzero(branch == b)
+        order = np.argsort(branch, kind="stable")
+        branches, first = np.unique(branch[order], return_index=True)
+        for b, members in zip(branches.tolist(), np.split(order, first[1:]), strict=True):
             _, leaf = self._indexes[1 + b].search(data[members], 1)
             out[members] = self.starts[b] + leaf[:, 0]
         return out

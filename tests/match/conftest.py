@@ -7,6 +7,8 @@ import pytest
 from skimage import data
 
 from deid.config import Config, MatchSettings
+from deid.errors import UnreadableImage
+from deid.match import MemoryMatchIndex, ReferenceLoader, compute_fingerprints
 from deid.types import RGBImage
 
 
@@ -26,3 +28,24 @@ def photos() -> dict[str, RGBImage]:
         "rocket": np.ascontiguousarray(data.rocket()),
         "camera": np.ascontiguousarray(np.stack([data.camera()] * 3, axis=2)),
     }
+
+
+@pytest.fixture(scope="session")
+def public(photos: dict[str, RGBImage], settings: MatchSettings) -> MemoryMatchIndex:
+    """A public index of three of the photos, as ``atlas/<name>.png`` (matching never changes it)."""
+    index = MemoryMatchIndex()
+    for name in ("astronaut", "coffee", "rocket"):
+        index.add(f"atlas/{name}.png", compute_fingerprints(photos[name], settings))
+    return index
+
+
+def loader(photos: dict[str, RGBImage]) -> ReferenceLoader:
+    """Loads ``…/<name>.<ext>`` from ``photos``; a name not there is an unreadable reference."""
+
+    def load(reference: str) -> RGBImage:
+        name = reference.rsplit("/", 1)[-1].split(".")[0]
+        if name not in photos:
+            raise UnreadableImage("gone", path=reference)
+        return photos[name]
+
+    return load

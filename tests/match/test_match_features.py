@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -16,10 +16,11 @@ from deid.config import MatchSettings
 from deid.errors import InputError, LedgerError
 from deid.match import DiskMatchIndex, MemoryMatchIndex, Verdict, compute_fingerprints, match_image
 from deid.match.feature_store import RETRAIN_GROWTH, TRAIN_MIN_REFERENCES, FeatureStore
-from deid.match.features import count_matches, extract_features, pack, unpack
+from deid.match.features import count_matches, count_matches_many, extract_features, pack, unpack
 from deid.match.fingerprint import Fingerprints
 from deid.match.vocabulary import Vocabulary
 from deid.types import RGBImage
+from tests.match.conftest import loader
 
 
 def crop_away(pixels: RGBImage, *, removed_frac: float, left_frac: float, top_frac: float) -> RGBImage:
@@ -29,13 +30,6 @@ def crop_away(pixels: RGBImage, *, removed_frac: float, left_frac: float, top_fr
     h, w = round(height * side), round(width * side)
     top, left = round((height - h) * top_frac), round((width - w) * left_frac)
     return np.ascontiguousarray(pixels[top : top + h, left : left + w])
-
-
-def loader(photos: dict[str, RGBImage]):  # type: ignore[no-untyped-def]
-    def load(reference: str) -> RGBImage:
-        return photos[Path(reference).stem]
-
-    return load
 
 
 @pytest.fixture(scope="module")
@@ -251,15 +245,7 @@ def test_interrupted_commit_leaves_the_last_one(
 # --- verdicts ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def public(photos: dict[str, RGBImage], settings: MatchSettings) -> MemoryMatchIndex:
-    index = MemoryMatchIndex()
-    for name in ("astronaut", "coffee", "rocket"):
-        index.add(f"atlas/{name}.png", compute_fingerprints(photos[name], settings))
-    return index
-
-
-@hypothesis_settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=6)
 @given(left=st.floats(0, 1), top=st.floats(0, 1), removed=st.floats(0.2, 0.35))
 def test_a_crop_is_a_verified_public_copy(
     left: float,
@@ -269,7 +255,6 @@ def test_a_crop_is_a_verified_public_copy(
     public: MemoryMatchIndex,
     settings: MatchSettings,
 ) -> None:
-    # public is not changed by match_image, so sharing it between examples is safe.
     crop = crop_away(photos["astronaut"], removed_frac=removed, left_frac=left, top_frac=top)
     result = match_image(crop, public, settings, load_reference=loader(photos))
     assert result.verdict is Verdict.PUBLIC_COPY
@@ -307,3 +292,17 @@ def test_unrelated_photo_leaves_no_feature_evidence(
 ) -> None:
     result = match_image(photos["chelsea"], public, settings, load_reference=loader(photos))
     assert result.verdict is Verdict.NONE and result.matches == ()
+
+
+def test_count_matches_many_agrees_with_one_at_a_time(photos: dict[str, RGBImage], pool: np.ndarray) -> None:
+    query = extract_features(photos["astronaut"][50:400, 80:450], side_px=512, count=300)
+    references = [
+        extract_features(photos["astronaut"], side_px=512, count=96),
+        np.empty((0, 32), dtype=np.uint8),
+        pool[:96],
+        np.random.default_rng(0).integers(0, 256, (50, 32), dtype=np.uint8),  # nothing within reach
+    ]
+    together = count_matches_many(query, references)
+    assert together == [count_matches(query, reference) for reference in references]
+    assert together[0].matches >= 10 and together[1].matches == together[3].matches == 0
+    assert count_matches_many(query[:0], references) == [count_matches(query[:0], r) for r in references]

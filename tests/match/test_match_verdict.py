@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from deid.config import MatchSettings
-from deid.errors import UnreadableImage
 from deid.match import (
     MatchSource,
     MemoryMatchIndex,
@@ -21,6 +20,7 @@ from deid.match import (
 )
 from deid.match.verdict import judge
 from deid.types import RGBImage
+from tests.match.conftest import loader
 
 V, R, PLAIN, U = (
     VerificationStatus.VERIFIED,
@@ -47,24 +47,6 @@ V, R, PLAIN, U = (
 def test_judge(distance: int, status: VerificationStatus, expected: Verdict, settings: MatchSettings) -> None:
     assert settings.max_distance_bits == 8 and settings.review_distance_bits == 11  # the table assumes the defaults
     assert judge(distance, Verification(status), settings, Verdict.PUBLIC_COPY) is expected
-
-
-@pytest.fixture
-def public(photos: dict[str, RGBImage], settings: MatchSettings) -> MemoryMatchIndex:
-    index = MemoryMatchIndex()
-    for name in ("astronaut", "coffee", "rocket"):
-        index.add(f"atlas/{name}.png", compute_fingerprints(photos[name], settings))
-    return index
-
-
-def loader(photos: dict[str, RGBImage]):  # type: ignore[no-untyped-def]
-    def load(reference: str) -> RGBImage:
-        name = reference.rsplit("/", 1)[-1].split(".")[0]
-        if name not in photos:
-            raise UnreadableImage("gone", path=reference)
-        return photos[name]
-
-    return load
 
 
 def test_public_copy_is_verified(
