@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
+	# The demo's public index is rebuilt from sample_data/public each time (an index from an older deid is refused).
+	rm -rf workspace/public-index
 	$(BIN)/deid index add --index workspace/public-index sample_data/public
 	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace --config sample_data/deid.toml
 

@@ -209,7 +209,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
             emit(stats.to_json())
         else:
             per_reference = f"{stats.bytes_per_reference:.0f} per reference"
-            print(f"{args.index}: {stats.references} references, {stats.bytes} bytes ({per_reference})")
+            words = f"{stats.vocabulary_words} visual words" if stats.vocabulary_words else "no visual words yet"
+            print(f"{args.index}: {stats.references} references, {stats.bytes} bytes ({per_reference}), {words}")
         return EXIT_OK
     status = EXIT_OK
     with DiskMatchIndex(

@@ -48,7 +48,7 @@ reference plus its name, plus 32 MB of offsets per big segment (measured:
 about 3.9 KB per reference, 4.6 KB in all (measured at one million), so ten
 million references take 46 GB of disk. All of it is memory-mapped, so
 resident memory is what queries touch: the postings of a query's words, the
-descriptors of 30 shortlisted references, and the hash tables' runs. The sorted copies
+descriptors of 20 shortlisted references, and the hash tables' runs. The sorted copies
 of the codes cost 24 bytes per entry and halve query time: a lookup reads
 one contiguous run per substring value instead of two random gathers.
 """
