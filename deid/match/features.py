@@ -38,6 +38,7 @@ MAX_MATCH_BITS = 40
 Measured on the devdata copies (crops, screenshots, resizes, JPEG 30) against
 the other 23 originals, with the ratio test: a true reference has p5 25
 partners, an unrelated one at most 5; at 64 bits unrelated ones reach 32."""
+_MIN_SIDE_PX = 64  # ORB ignores a 31 px border and halves its pyramid: a thinner image yields nothing
 _SOFT_FAST_THRESHOLD = 7  # a plain or soft image is searched again with finer corners (OpenCV's default is 20)
 
 Descriptors = npt.NDArray[np.uint8]
@@ -76,11 +77,16 @@ def extract_features(pixels: RGBImage, *, side_px: int, count: int) -> Descripto
     height, width = gray.shape
     scale = side_px / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if min(size) < _MIN_SIDE_PX:  # a sliver: ORB's pyramid and border leave nothing to describe
+        return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
     gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    points, descriptors = cv2.ORB.create(nfeatures=count).detectAndCompute(gray, None)  # type: ignore[call-overload]
-    if len(points) < count // 4:
-        finer = cv2.ORB.create(nfeatures=count, fastThreshold=_SOFT_FAST_THRESHOLD)
-        points, descriptors = finer.detectAndCompute(gray, None)  # type: ignore[call-overload]
+    try:
+        points, descriptors = cv2.ORB.create(nfeatures=count).detectAndCompute(gray, None)  # type: ignore[call-overload]
+        if len(points) < count // 4:
+            finer = cv2.ORB.create(nfeatures=count, fastThreshold=_SOFT_FAST_THRESHOLD)
+            points, descriptors = finer.detectAndCompute(gray, None)  # type: ignore[call-overload]
+    except cv2.error:  # OpenCV refuses some degenerate images; they have nothing to match on
+        return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
     if descriptors is None or not len(points):
         return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
     order = np.argsort([-point.response for point in points], kind="stable")[:count]

@@ -267,9 +267,9 @@ def compute_fingerprints(pixels: RGBImage, settings: MatchSettings) -> Fingerpri
     features = b""
     if settings.features:
         # Descriptors of the trimmed photo: padding and captions bring only the wrong corners.
-        factor = width / small.shape[1]
-        top, bottom = round(trim.top * factor), max(round(trim.bottom * factor), round(trim.top * factor) + 1)
-        left, right = round(trim.left * factor), max(round(trim.right * factor), round(trim.left * factor) + 1)
+        fx, fy = width / small.shape[1], height / small.shape[0]
+        top, bottom = round(trim.top * fy), max(round(trim.bottom * fy), round(trim.top * fy) + 1)
+        left, right = round(trim.left * fx), max(round(trim.right * fx), round(trim.left * fx) + 1)
         content_pixels = pixels[top:bottom, left:right]
         features = pack(
             extract_features(content_pixels, side_px=settings.feature_side_px, count=settings.query_features)

@@ -75,6 +75,14 @@ def test_flat_image_has_no_descriptors() -> None:
     assert extract_features(np.full((300, 400, 3), 128, np.uint8), side_px=512, count=100).shape == (0, 32)
 
 
+@pytest.mark.parametrize("shape", [(1, 4000), (3, 6000), (6000, 3), (1, 1), (40, 40), (70, 9000)])
+def test_slivers_and_specks_have_no_descriptors_and_no_error(shape: tuple[int, int], settings: MatchSettings) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    prints = compute_fingerprints(pixels, settings)
+    assert prints.descriptors.shape[1] == 32
+    assert extract_features(pixels, side_px=512, count=100).shape[1] == 32
+
+
 def test_crop_keeps_partners_an_unrelated_photo_lacks(photos: dict[str, RGBImage], settings: MatchSettings) -> None:
     reference = extract_features(photos["astronaut"], side_px=512, count=settings.reference_features)
     crop = crop_away(photos["astronaut"], removed_frac=0.3, left_frac=1.0, top_frac=0.0)
