@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             f"held for review: {unrelated_review}"
         )
         print(
-            f"index query (16 views, radius {settings.review_distance_bits}) over {stats.references} refs: "
+            f"index query (window hashes, 8-10 views, radius {settings.review_distance_bits}) "
+            f"over {stats.references} refs: "
             f"p50 {statistics.median(query_ms):.2f} ms, p95 {np.percentile(query_ms, 95):.2f} ms"
         )
         print(
