@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import faiss
@@ -73,24 +74,45 @@ def extract_features(pixels: RGBImage, *, side_px: int, count: int) -> Descripto
     >>> extract_features(image, side_px=256, count=50).shape
     (50, 32)
     """
-    gray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
-    height, width = gray.shape
-    scale = side_px / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if min(size) < _MIN_SIDE_PX:  # a sliver: ORB's pyramid and border leave nothing to describe
-        return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
-    gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     try:
-        points, descriptors = cv2.ORB.create(nfeatures=count).detectAndCompute(gray, None)  # type: ignore[call-overload]
-        if len(points) < count // 4:
-            finer = cv2.ORB.create(nfeatures=count, fastThreshold=_SOFT_FAST_THRESHOLD)
-            points, descriptors = finer.detectAndCompute(gray, None)  # type: ignore[call-overload]
+        gray = gray_at(pixels, side_px)
+        if min(gray.shape) < _MIN_SIDE_PX:  # a sliver: ORB's pyramid and border leave nothing to describe
+            return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
+        points, descriptors = orb(gray, count, retry_below=count // 4)
     except cv2.error:  # OpenCV refuses some degenerate images; they have nothing to match on
         return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
     if descriptors is None or not len(points):
         return np.zeros((0, FEATURE_BYTES), dtype=np.uint8)
     order = np.argsort([-point.response for point in points], kind="stable")[:count]
     return np.ascontiguousarray(np.asarray(descriptors, dtype=np.uint8)[order])
+
+
+def gray_at(pixels: RGBImage, side_px: int) -> npt.NDArray[np.uint8]:
+    """A grey copy of an RGB image scaled to ``side_px`` on its long side (area-averaged when shrinking)."""
+    gray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+    height, width = gray.shape
+    scale = side_px / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(gray, size, interpolation=interpolation), dtype=np.uint8)
+
+
+def orb(gray: npt.NDArray[np.uint8], count: int, *, retry_below: int) -> tuple[Any, Any]:
+    """ORB keypoints and descriptors (OpenCV's, unsorted) of a grey image.
+
+    A plain or soft image (a small copy scaled up) with fewer than
+    ``retry_below`` corners is searched again with a finer corner threshold.
+
+    Raises
+    ------
+    cv2.error
+        If OpenCV refuses the image.
+    """
+    points, descriptors = cv2.ORB.create(nfeatures=count).detectAndCompute(gray, None)  # type: ignore[call-overload]
+    if len(points) < retry_below:
+        finer = cv2.ORB.create(nfeatures=count, fastThreshold=_SOFT_FAST_THRESHOLD)
+        points, descriptors = finer.detectAndCompute(gray, None)  # type: ignore[call-overload]
+    return points, descriptors
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,16 +42,26 @@ follow-up photo.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import cv2
+
 from deid.config import MatchSettings
 from deid.errors import DeidError
 from deid.match.fingerprint import Fingerprints, compute_fingerprints
-from deid.match.verify import ReferenceLoader, Verification, VerificationStatus, verify_copy
+from deid.match.verify import (
+    Keypoints,
+    ReferenceLoader,
+    Verification,
+    VerificationStatus,
+    keypoints_of,
+    verify_copy,
+)
 from deid.match.web import ReverseImageSearch, WebMatch, WebMatchKind
 from deid.types import Match, RGBImage
 
@@ -176,7 +186,9 @@ def _check(
     settings: MatchSettings,
     load_reference: ReferenceLoader | None,
     source: MatchSource,
+    keypoints: dict[str, Keypoints],
 ) -> list[MatchEvidence]:
+    """Verify and judge each candidate; ``keypoints`` caches the query's, per transform, across calls."""
     copy = Verdict.DUPLICATE if source is MatchSource.RELEASE else Verdict.PUBLIC_COPY
     # A candidate found by local features alone had no hash agreeing with it: it needs stronger geometry.
     strict = replace(
@@ -189,10 +201,18 @@ def _check(
         verification: Verification | None = None
         by_features = match.method.startswith(f"{FEATURE_METHOD}:")
         if settings.verify and load_reference is not None:
+            transform = _transform_of(match.method)
+            if transform not in keypoints:
+                with contextlib.suppress(cv2.error):  # verify_copy then reports the failure itself
+                    keypoints[transform] = keypoints_of(pixels, settings, transform=transform)
             try:
                 reference = load_reference(match.reference)
                 verification = verify_copy(
-                    pixels, reference, strict if by_features else settings, transform=_transform_of(match.method)
+                    pixels,
+                    reference,
+                    strict if by_features else settings,
+                    transform=transform,
+                    query_keypoints=keypoints.get(transform),
                 )
             except DeidError as error:
                 verification = Verification(
@@ -266,10 +286,11 @@ def match_image(
     """
     prints = fingerprints if fingerprints is not None else compute_fingerprints(pixels, settings)
     evidence: list[MatchEvidence] = []
+    keypoints: dict[str, Keypoints] = {}  # the query's, per transform: made once, whatever the candidates
     for source, searched in ((MatchSource.PUBLIC, index), (MatchSource.RELEASE, release_index)):
         if searched is not None and len(searched):
             candidates = searched.query(prints, max_distance_bits=settings.review_distance_bits)
-            by_hash = _check(pixels, candidates, settings, load_reference, source)
+            by_hash = _check(pixels, candidates, settings, load_reference, source, keypoints)
             evidence.extend(by_hash)
             settled = any(e.verdict in (Verdict.PUBLIC_COPY, Verdict.DUPLICATE) for e in by_hash)
             if settings.features and not settled:
@@ -280,7 +301,7 @@ def match_image(
                     prints, shortlist=settings.feature_shortlist, min_matches=settings.feature_min_matches
                 )
                 fresh = [match for match in similar if match.reference not in seen]
-                checked = _check(pixels, fresh, settings, load_reference, source)
+                checked = _check(pixels, fresh, settings, load_reference, source, keypoints)
                 evidence.extend(e for e in checked if e.verdict is not Verdict.NONE)
     for search in web:
         for found in search.search(pixels):

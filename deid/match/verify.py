@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deid.config import InputSettings, MatchSettings
+from deid.match.features import gray_at, orb
 from deid.match.fingerprint import TRANSFORMS
 from deid.types import RGBImage
 
@@ -34,7 +35,6 @@ Raises :class:`~deid.errors.DeidError` when the reference cannot be had."""
 _RATIO = 0.8  # Lowe's ratio test
 _RANSAC_REPROJECTION_PX = 5.0
 _MIN_KEYPOINTS = 40  # fewer and the image is too plain for ORB to say anything
-_SOFT_FAST_THRESHOLD = 7  # OpenCV's default is 20; a small copy scaled up has soft corners
 _MIN_AREA_FRAC = 0.05  # the query's outline must cover 5 %..2000 % of the reference
 _MAX_AREA_FRAC = 20.0
 
@@ -88,26 +88,41 @@ class Verification:
         }
 
 
-def _gray_at(pixels: npt.NDArray[np.uint8], side_px: int) -> npt.NDArray[np.uint8]:
-    gray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
-    height, width = gray.shape
-    scale = side_px / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return np.asarray(cv2.resize(gray, size, interpolation=interpolation), dtype=np.uint8)
+@dataclass(frozen=True, slots=True)
+class Keypoints:
+    """ORB keypoints of one image as verification sees it: scaled to ``match.verify_side_px``.
+
+    Made once per query and transform by :func:`keypoints_of`, and reused for every candidate.
+    """
+
+    shape: tuple[int, ...]
+    points: Any
+    descriptors: Any
 
 
-def _features(gray: npt.NDArray[np.uint8], count: int) -> tuple[Any, Any]:
-    """ORB keypoints and descriptors; a soft image (a small copy scaled up) is searched again more finely."""
-    points, descriptors = cv2.ORB.create(nfeatures=count).detectAndCompute(gray, None)  # type: ignore[call-overload]
-    if len(points) < _MIN_KEYPOINTS:
-        finer = cv2.ORB.create(nfeatures=count, fastThreshold=_SOFT_FAST_THRESHOLD)
-        points, descriptors = finer.detectAndCompute(gray, None)  # type: ignore[call-overload]
-    return points, descriptors
+def keypoints_of(pixels: RGBImage, settings: MatchSettings, *, transform: str = "identity") -> Keypoints:
+    """The keypoints of ``pixels`` after ``transform`` (a name from :data:`~deid.match.fingerprint.TRANSFORMS`).
+
+    Raises
+    ------
+    KeyError
+        If ``transform`` is not a known name.
+    cv2.error
+        If OpenCV refuses the image.
+    """
+    oriented = np.ascontiguousarray(TRANSFORMS[transform](pixels), dtype=np.uint8)
+    gray = gray_at(oriented, settings.verify_side_px)
+    points, descriptors = orb(gray, settings.verify_features, retry_below=_MIN_KEYPOINTS)
+    return Keypoints(gray.shape, points, descriptors)
 
 
 def verify_copy(
-    query: RGBImage, reference: RGBImage, settings: MatchSettings, *, transform: str = "identity"
+    query: RGBImage,
+    reference: RGBImage,
+    settings: MatchSettings,
+    *,
+    transform: str = "identity",
+    query_keypoints: Keypoints | None = None,
 ) -> Verification:
     """Check geometrically whether ``query`` shows (part of) ``reference``.
 
@@ -121,6 +136,9 @@ def verify_copy(
         A name from :data:`deid.match.fingerprint.TRANSFORMS` applied to the
         query first: the flip or rotation under which its hash matched. ORB is
         rotation-invariant but not mirror-invariant, so this matters for mirrors.
+    query_keypoints
+        :func:`keypoints_of` the query under ``transform``, when already made
+        (several candidates of one query share them).
 
     Returns
     -------
@@ -141,14 +159,13 @@ def verify_copy(
     >>> verify_copy(data.astronaut()[50:400, 80:450], data.astronaut(), settings).status  # doctest: +SKIP
     <VerificationStatus.VERIFIED: 'verified'>
     """
-    oriented = np.ascontiguousarray(TRANSFORMS[transform](query), dtype=np.uint8)
     try:
-        query_gray = _gray_at(oriented, settings.verify_side_px)
-        reference_gray = _gray_at(reference, settings.verify_side_px)
-        query_points, query_descriptors = _features(query_gray, settings.verify_features)
-        reference_points, reference_descriptors = _features(reference_gray, settings.verify_features)
+        mine = query_keypoints if query_keypoints is not None else keypoints_of(query, settings, transform=transform)
+        theirs = keypoints_of(reference, settings)
     except cv2.error as error:
         return Verification(VerificationStatus.INCONCLUSIVE, note=f"ORB failed: {error}")
+    query_points, query_descriptors = mine.points, mine.descriptors
+    reference_points, reference_descriptors = theirs.points, theirs.descriptors
     counts = (len(query_points), len(reference_points))
     if min(counts) < _MIN_KEYPOINTS or query_descriptors is None or reference_descriptors is None:
         return Verification(VerificationStatus.INCONCLUSIVE, keypoints=counts, note="too few keypoints to verify")
@@ -169,7 +186,7 @@ def verify_copy(
     if (
         inliers >= settings.verify_min_inliers
         and fraction >= settings.verify_min_inlier_frac
-        and _is_plausible(homography, query_gray.shape, reference_gray.shape)
+        and _is_plausible(homography, mine.shape, theirs.shape)
     ):
         return Verification(
             VerificationStatus.VERIFIED, inliers, len(good), counts, f"{inliers} inliers ({fraction:.0%})"
