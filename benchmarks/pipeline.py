@@ -35,7 +35,7 @@ from deid.metadata import encode_clean, inspect_metadata
 from deid.pipeline import ImageTask, Workspace, process_image
 from deid.policy import apply_policy
 from deid.redact import render_decision
-from deid.verify import verify_clean
+from deid.verify_bytes import verify_clean
 
 SOURCES = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket}
 

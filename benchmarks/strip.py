@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from deid.config import load_config  # noqa: E402
 from deid.metadata import strip_image  # noqa: E402
-from deid.verify import verify_clean  # noqa: E402
+from deid.verify_bytes import verify_clean  # noqa: E402
 
 # exiftool tags that describe only the file system, the reader or the image structure (see tests/test_metadata.py).
 STRUCTURE_GROUPS = ("SourceFile", "ExifTool:", "System:", "File:", "Composite:ImageSize", "Composite:Megapixels")
@@ -126,9 +126,9 @@ def main() -> int:
     slowest = ", ".join(f"{name} {seconds:.2f} s" for seconds, name in sorted(per_file, reverse=True)[:3])
     print(f"deid CPU time {deid_cpu:.2f} s ({len(files) / deid_cpu:.2f} files per CPU-second); slowest: {slowest}")
     print()
-    print(f"deid outputs failing deid.verify: {failed_verify}/{len(files)}; "
+    print(f"deid outputs failing deid.verify_bytes: {failed_verify}/{len(files)}; "
           f"with metadata tags per exiftool: {len(deid_left)}")  # fmt: skip
-    print(f"exiftool -all= outputs failing deid.verify: {len(exiftool_unverified)}/{len(files)}")
+    print(f"exiftool -all= outputs failing deid.verify_bytes: {len(exiftool_unverified)}/{len(files)}")
     for name, problems in sorted(exiftool_unverified.items()):
         print(f"  {name}: {problems[0]}{f' (+{len(problems) - 1} more)' if len(problems) > 1 else ''}")
     print(f"exiftool -all= outputs where exiftool still reads identifying tags: {len(exiftool_left)}/{len(files)}")

@@ -143,7 +143,7 @@ def _cmd_strip(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from deid.errors import UnreadableImage
-    from deid.verify import verify_clean
+    from deid.verify_bytes import verify_clean
 
     status = EXIT_OK
     for file in args.files:

@@ -15,7 +15,7 @@ Three jobs, one module:
   cropped-out content from leftover bytes (aCropalypse), phones append
   previews and motion-photo videos after the image, and ``exiftool -all=``
   leaves IFD0 make, model and artist in TIFFs. Every encode is checked by the
-  independent byte-level verifier :func:`deid.verify.verify_clean`.
+  independent byte-level verifier :func:`deid.verify_bytes.verify_clean`.
 * :func:`aggregate_metadata` says, explicitly and coarsely, what the ledger may
   keep: the capture year (never the date), and which kinds of metadata were
   removed. No device identity, place, name or software survives.
@@ -48,7 +48,7 @@ from deid.config import InputSettings, OutputSettings
 from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
 from deid.io import load_image, write_atomic
 from deid.types import RGBImage
-from deid.verify import (
+from deid.verify_bytes import (
     Layout,
     heif_items,
     png_image_data_problems,

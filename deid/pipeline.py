@@ -59,7 +59,7 @@ from deid.preview import is_preview_needed, write_match_preview, write_preview
 from deid.redact import render_decision
 from deid.skin_tone import estimate_skin_tone
 from deid.types import Action, Case, Decision, Match, Region, RGBImage, Status
-from deid.verify import verify_clean
+from deid.verify_bytes import verify_clean
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ def assert_no_metadata_segments(data: bytes) -> None:
     """No metadata container in PNG or JPEG bytes, and nothing after the image ends.
 
     A minimal independent walk for tests; the release verifier is
-    :mod:`deid.verify`, which this deliberately does not call.
+    :mod:`deid.verify_bytes`, which this deliberately does not call.
     """
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         position, allowed = 8, {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deid.cli import EXIT_FAILURES, EXIT_OK, main
-from deid.verify import verify_clean
+from deid.verify_bytes import verify_clean
 from tests.metadata_samples import SAMPLES, Sample
 
 

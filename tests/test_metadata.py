@@ -28,7 +28,7 @@ from deid.metadata import (
     strip_file,
     strip_image,
 )
-from deid.verify import verify_clean
+from deid.verify_bytes import verify_clean
 from tests.assertions import assert_no_metadata_segments
 from tests.metadata_samples import PERSON, SAMPLES, SERIAL, Sample, jpeg_exif, jpeg_malformed_exif, jpeg_rotated, photo
 

@@ -18,7 +18,7 @@ from deid.io import EXTENSIONS, load_image
 from deid.match.fingerprint import compute_fingerprints
 from deid.match.index import DiskMatchIndex
 from deid.match.verdict import MatchResult, match_image
-from deid.match.verify import file_reference_loader
+from deid.match.verify_geometry import file_reference_loader
 from deid.match.web import build_web_searches
 
 logger = logging.getLogger(__name__)

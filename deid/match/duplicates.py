@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from deid.config import MatchSettings
 from deid.match.fingerprint import Fingerprints
 from deid.match.index import MemoryMatchIndex
+from deid.match.protocol import MatchIndex
 from deid.types import Match
-
-if TYPE_CHECKING:
-    from deid.match import MatchIndex
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ references that share visual words with the query
 :func:`count_matches` counts, per shortlisted reference, the query descriptors
 whose nearest reference descriptor is close and clearly nearer than the
 second nearest (Lowe's ratio test). Geometric verification
-(:mod:`deid.match.verify`) then decides.
+(:mod:`deid.match.verify_geometry`) then decides.
 
 Descriptors are 256-bit ORB (OpenCV), packed as 32 bytes, strongest first.
 """

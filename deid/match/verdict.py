@@ -47,14 +47,13 @@ import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import cv2
 
 from deid.config import MatchSettings
 from deid.errors import DeidError
 from deid.match.fingerprint import Fingerprints, compute_fingerprints
-from deid.match.verify import (
+from deid.match.verify_geometry import (
     Keypoints,
     ReferenceLoader,
     Verification,
@@ -62,11 +61,9 @@ from deid.match.verify import (
     keypoints_of,
     verify_copy,
 )
+from deid.match.protocol import MatchIndex
 from deid.match.web import ReverseImageSearch, WebMatch, WebMatchKind
 from deid.types import Match, RGBImage
-
-if TYPE_CHECKING:
-    from deid.match import MatchIndex
 
 logger = logging.getLogger(__name__)
 

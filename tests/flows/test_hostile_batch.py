@@ -18,7 +18,7 @@ from PIL import Image
 from deid.config import load_config
 from deid.ledger import Ledger, ledger_url
 from deid.types import Status
-from deid.verify import verify_clean
+from deid.verify_bytes import verify_clean
 from tests.hostile import OK, HostileBatch, write_hostile_batch
 
 CONFIG = Path(__file__).with_name("hostile.toml")

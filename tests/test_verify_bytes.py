@@ -17,7 +17,7 @@ from PIL import Image
 
 from deid.config import Config, OutputSettings, load_config
 from deid.metadata import encode_clean
-from deid.verify import verify_clean, walk_jpeg, walk_png
+from deid.verify_bytes import verify_clean, walk_jpeg, walk_png
 from tests.assertions import assert_no_metadata_segments
 from tests.metadata_samples import CLEAN, SAMPLES, Sample, heif_plain, photo, png_chunk, png_plain, webp_plain
 
