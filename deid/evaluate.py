@@ -17,6 +17,7 @@ covers at least ``min_coverage`` of it (0.7 by default, the issue's rule).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,26 @@ LABEL_FILES: Mapping[RegionKind, tuple[str, str | None]] = {
     RegionKind.TATTOO: ("labels_tattoos.json", "has_tattoo"),
 }
 """Kind to (label file, image-level yes/no key; ``None`` when a list of boxes is the label)."""
+
+
+SPLITS = ("tune", "check")
+"""The two halves of a labelled folder: tune thresholds on one, report the other untouched."""
+
+
+def devdata_split(file_name: str) -> str:
+    """Which half a labelled file belongs to: ``"tune"`` or ``"check"``, fixed by its name alone.
+
+    The split is the parity of the SHA-256 of the bare file name, so it is
+    stable across machines, folders and label edits, and every benchmark and
+    test draws the same line. Thresholds are chosen on ``tune``; ``check`` is
+    only ever reported.
+
+    Examples
+    --------
+    >>> devdata_split("linz_5.jpg") in SPLITS
+    True
+    """
+    return SPLITS[hashlib.sha256(Path(file_name).name.encode("utf-8")).digest()[0] & 1]
 
 
 @dataclass(frozen=True, slots=True)
