@@ -13,12 +13,14 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from deid.errors import DeidError
+from deid.types import Status
 
 EXIT_OK = 0
 EXIT_FAILURES = 1  # ran, but some files failed or were held
@@ -35,11 +37,14 @@ def emit(payload: dict[str, Any]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from deid.cases import read_cases
     from deid.config import load_config
-    from deid.pipeline import CASES_FILE
+    from deid.workspace import CASES_FILE
 
     # Fail fast, before any flow or server starts: a bad deid.toml, or no usable cases.csv.
     load_config(args.config)
     read_cases(Path(args.input_dir) / CASES_FILE)
+    # With no Prefect server configured, the flow starts a temporary one; on a busy 2-core machine it can
+    # need more than Prefect's default 20 s to come up, so wait longer unless the operator chose a value.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # The flow lives outside the library (flows/ wires deid into Prefect); import it only here.
     deidentify = importlib.import_module("flows.deidentify")
     summary = deidentify.run_batch(
@@ -58,7 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_redact(args: argparse.Namespace) -> int:
     from deid.config import load_config
     from deid.detect import build_detectors
-    from deid.redact import redact_file
+    from deid.pipeline import redact_file
 
     config = load_config(args.config)
     detectors = build_detectors(config)
@@ -73,12 +78,12 @@ def _cmd_redact(args: argparse.Namespace) -> int:
             else:
                 print(f"{file}: error: {error}")
             continue
-        if result.status != "released":
+        if result.status is not Status.OK:
             status = EXIT_FAILURES
         if args.json:
             emit(result.to_json())
         else:
-            print(f"{file}: {result.status} ({result.decision.action}) -> {result.output or 'nothing written'}")
+            print(f"{file}: {result.verdict} ({result.decision.action}) -> {result.output or 'nothing written'}")
     return status
 
 

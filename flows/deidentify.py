@@ -2,10 +2,12 @@
 
 Steps: load config -> ingest (originals kept, ledger rows) -> process every
 image (fanned out on the task runner: threads here, a Dask cluster with
-``cluster``) -> record each result -> finish (duplicates, cases.csv, manifest).
-Held is not failed: a held image is a normal result and the run stays green.
-The ledger makes reruns no-ops, so no Prefect result cache is used (it cannot
-know whether a staged file still exists).
+``cluster``), recording each result in the ledger as soon as it is done ->
+finish (duplicates, cases.csv, manifest). One ledger is opened per flow run
+and closed at its end; workers never touch it. Held is not failed: a held
+image is a normal result and the run stays green. The ledger makes reruns
+no-ops, so no Prefect result cache is used (it cannot know whether a staged
+file still exists).
 """
 
 from __future__ import annotations
@@ -14,22 +16,16 @@ from pathlib import Path
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from deid.batch import BatchSummary, finish_batch
 from deid.config import Config, load_config
-from deid.pipeline import (
-    BatchSummary,
-    ImageResult,
-    ImageTask,
-    IngestResult,
-    Workspace,
-    finish_batch,
-    ingest_batch,
-    open_ledger,
-    process_image,
-    record_image_result,
-)
+from deid.ingest import ImageTask, IngestResult, ingest_batch
+from deid.ledger import Ledger
+from deid.pipeline import ImageResult, process_image, record_image_result
+from deid.workspace import Workspace, open_ledger
 from flows.common import retry_if_transient, surface_deid_logs
 
 RETRIES = {"retries": 2, "retry_delay_seconds": 2, "retry_condition_fn": retry_if_transient, "cache_policy": NO_CACHE}
@@ -51,9 +47,9 @@ def load_config_task(config_path: str | None) -> Config:
 
 
 @task(name="ingest", **RETRIES)
-def ingest_task(input_dir: str, workspace: Workspace, config: Config) -> IngestResult:
+def ingest_task(input_dir: str, workspace: Workspace, ledger: Ledger, config: Config) -> IngestResult:
     """Keep originals, register contributions and images."""
-    return ingest_batch(input_dir, workspace, open_ledger(workspace, config), config)
+    return ingest_batch(input_dir, workspace, ledger, config)
 
 
 @task(name="process-image", **RETRIES)
@@ -64,15 +60,15 @@ def process_task(image: ImageTask, config: Config, workspace: Workspace) -> Imag
 
 
 @task(name="record-result", **RETRIES)
-def record_task(result: ImageResult, workspace: Workspace, config: Config) -> None:
+def record_task(result: ImageResult, ledger: Ledger) -> None:
     """Store one result in the ledger."""
-    record_image_result(open_ledger(workspace, config), result)
+    record_image_result(ledger, result)
 
 
 @task(name="finish-batch", **RETRIES)
-def finish_task(input_dir: str, workspace: Workspace, config: Config, ingest: IngestResult) -> BatchSummary:
+def finish_task(workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult) -> BatchSummary:
     """Collapse duplicates, write staged cases.csv and manifest.json."""
-    return finish_batch(input_dir, workspace, open_ledger(workspace, config), config, ingest)
+    return finish_batch(workspace, ledger, config, ingest)
 
 
 @flow(name="deidentify", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
@@ -81,11 +77,15 @@ def deidentify(params: RunParameters) -> BatchSummary:
     surface_deid_logs()
     config = load_config_task(params.config_path)
     workspace = Workspace(Path(params.workspace).resolve()).create()
-    ingest = ingest_task(params.input_dir, workspace, config)
-    results = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace)).result()
-    for result in results:
-        record_task(result, workspace, config)
-    return finish_task(params.input_dir, workspace, config, ingest)
+    ledger = open_ledger(workspace, config)
+    try:
+        ingest = ingest_task(params.input_dir, workspace, ledger, config)
+        futures = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace))
+        for done in as_completed(futures):  # each result is in the ledger as soon as its image is done
+            record_task(done.result(), ledger)
+        return finish_task(workspace, ledger, config, ingest)
+    finally:
+        ledger.close()
 
 
 def run_batch(
