@@ -37,11 +37,12 @@ def emit(payload: dict[str, Any]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from deid.cases import read_cases
     from deid.config import load_config
-    from deid.workspace import CASES_FILE
+    from deid.workspace import CASES_FILE, Workspace, check_workspace_free
 
     # Fail fast, before any flow or server starts: a bad deid.toml, or no usable cases.csv.
     load_config(args.config)
     read_cases(Path(args.input_dir) / CASES_FILE)
+    check_workspace_free(Workspace(Path(args.workspace).resolve()))
     # With no Prefect server configured, the flow starts a temporary one; on a busy 2-core machine it can
     # need more than Prefect's default 20 s to come up, so wait longer unless the operator chose a value.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

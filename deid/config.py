@@ -50,6 +50,7 @@ class OutputSettings:
     format: Literal["png", "jpeg"]
     jpeg_quality: int
     png_compress_level: int = 3
+    png_encoder: Literal["fpng", "zlib"] = "zlib"
 
     def __post_init__(self) -> None:
         _require(1 <= self.jpeg_quality <= 95, "output.jpeg_quality", "must be in 1..95")

@@ -910,7 +910,7 @@ def _hold_reason(
     if case.contribution_id in seen_ids:
         return "duplicate_contribution: the contribution_id appears twice in the batch"
     if case.age is not None and case.age < settings.min_age:
-        return f"under_min_age: age {case.age} is below demographics.min_age {settings.min_age}"
+        return f"under_min_age: the self-reported age is below demographics.min_age {settings.min_age}"
     if not year_of(case.submitted_at):
         return f"invalid_submitted_at: {case.submitted_at[:40]!r} is not an ISO-8601 timestamp"
     if case.contribution_id not in case_ids:

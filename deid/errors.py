@@ -12,6 +12,7 @@
     ├── LedgerError           the ledger cannot be read or written
     ├── OutputError           a candidate cannot be written where it belongs
     │   └── VerificationFailed a freshly encoded output failed the byte-level check: hold
+    ├── WorkspaceBusy         another run holds the workspace: refuse at once, change nothing
     ├── TransientError        a fault worth retrying (the only retried kind)
     └── ReleaseBlocked        the release gate refused; carries every reason
 
@@ -131,6 +132,12 @@ class VerificationFailed(OutputError):
     """Encoded output bytes failed :func:`deid.verify_bytes.verify_clean`; never written, the item is held."""
 
     code = "verification_failed"
+
+
+class WorkspaceBusy(DeidError):
+    """Another deid run is using the workspace; this one stops before it changes anything."""
+
+    code = "workspace_busy"
 
 
 class TransientError(DeidError):

@@ -206,13 +206,14 @@ class Ledger:
         self.url = url
         try:
             connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, future=True)
+            # hide_parameters: a failed statement's bound values (case answers, free text) never reach a message.
+            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, future=True, hide_parameters=True)
             if url.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise LedgerError(
-                f"cannot open ledger at {_redact_url(url)}: {error}", hint="check [ledger] url"
+                f"cannot open ledger at {_redact_url(url)}: {_describe(error)}", hint="check [ledger] url"
             ) from error
 
     @contextmanager
@@ -222,10 +223,10 @@ class Ledger:
                 yield connection
         except OperationalError as error:
             if "locked" in str(error).lower() or "could not connect" in str(error).lower():
-                raise TransientError(f"ledger busy: {error.orig}", hint="retry") from error
-            raise LedgerError(f"ledger write failed: {error.orig}") from error
+                raise TransientError(f"ledger busy: {_describe(error)}", hint="retry") from error
+            raise LedgerError(f"ledger write failed: {_describe(error)}") from error
         except SQLAlchemyError as error:
-            raise LedgerError(f"ledger write failed: {error}") from error
+            raise LedgerError(f"ledger write failed: {_describe(error)}") from error
 
     def close(self) -> None:
         """Release database connections."""
@@ -710,6 +711,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _describe(error: SQLAlchemyError) -> str:
+    """The database's own words for an error, without the statement or its bound values.
+
+    SQLAlchemy's message carries the SQL and, unless hidden, the parameters:
+    a contribution's answers and free text. Only the driver's first line is kept.
+    """
+    original = getattr(error, "orig", None)
+    text = str(original) if original is not None else type(error).__name__
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def _redact_url(url: str) -> str:

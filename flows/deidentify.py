@@ -1,8 +1,8 @@
 """The ``deidentify`` flow: one batch of contributions from input folder to staged output.
 
 Steps: load config -> ingest (originals kept, ledger rows) -> process every
-image (fanned out on the task runner: threads here, a Dask cluster with
-``cluster``), recording each result in the ledger as soon as it is done ->
+image (fanned out on the task runner: two worker processes here, a Dask
+cluster with ``cluster``), recording each result in the ledger as soon as it is done ->
 finish (duplicates, cases.csv, manifest). One ledger is opened per flow run
 and closed at its end; workers never touch it. Held is not failed: a held
 image is a normal result and the run stays green. The ledger makes reruns
@@ -17,7 +17,7 @@ from pathlib import Path
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from deid.batch import BatchSummary, finish_batch
@@ -25,8 +25,8 @@ from deid.config import Config, load_config
 from deid.ingest import ImageTask, IngestResult, ingest_batch
 from deid.ledger import Ledger
 from deid.pipeline import ImageResult, process_image, record_image_result
-from deid.workspace import Workspace, open_ledger
-from flows.common import retry_if_transient, surface_deid_logs
+from deid.workspace import Workspace, lock_workspace, open_ledger
+from flows.common import retry_if_transient, shared_api_server, surface_deid_logs
 
 RETRIES = {"retries": 2, "retry_delay_seconds": 2, "retry_condition_fn": retry_if_transient, "cache_policy": NO_CACHE}
 
@@ -71,21 +71,23 @@ def finish_task(workspace: Workspace, ledger: Ledger, config: Config, ingest: In
     return finish_batch(workspace, ledger, config, ingest)
 
 
-@flow(name="deidentify", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+# Two worker processes on two cores (not threads contending for the GIL); each loads its models once.
+@flow(name="deidentify", task_runner=ProcessPoolTaskRunner(max_workers=2), log_prints=True)
 def deidentify(params: RunParameters) -> BatchSummary:
-    """De-identify one batch of contributions into the workspace's staged folder."""
+    """De-identify one batch of contributions into the workspace's staged folder (one run per workspace)."""
     surface_deid_logs()
     config = load_config_task(params.config_path)
     workspace = Workspace(Path(params.workspace).resolve()).create()
-    ledger = open_ledger(workspace, config)
-    try:
-        ingest = ingest_task(params.input_dir, workspace, ledger, config)
-        futures = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace))
-        for done in as_completed(futures):  # each result is in the ledger as soon as its image is done
-            record_task(done.result(), ledger)
-        return finish_task(workspace, ledger, config, ingest)
-    finally:
-        ledger.close()
+    with lock_workspace(workspace):
+        ledger = open_ledger(workspace, config)
+        try:
+            ingest = ingest_task(params.input_dir, workspace, ledger, config)
+            futures = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace))
+            for done in as_completed(futures):  # each result is in the ledger as soon as its image is done
+                record_task(done.result(), ledger)
+            return finish_task(workspace, ledger, config, ingest)
+        finally:
+            ledger.close()
 
 
 def run_batch(
@@ -100,4 +102,5 @@ def run_batch(
         local = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "processes": True}}
         runner = DaskTaskRunner(**local) if cluster == "local" else DaskTaskRunner(address=cluster)
         runnable = deidentify.with_options(task_runner=runner)
-    return runnable(params)
+    with shared_api_server():
+        return runnable(params)
