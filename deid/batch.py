@@ -19,7 +19,7 @@ changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -94,11 +94,14 @@ class BatchSummary:
     problems: tuple[IngestProblem, ...] = ()
     anonymity: AnonymityReport | None = None
     public_copies: tuple[PublicCopy, ...] = ()
+    stage_seconds: tuple[tuple[str, float], ...] = ()
+    """Seconds per stage summed over the images this run processed (worker time, not wall time)."""
 
     def to_json(self) -> dict[str, object]:
         """JSON form for ``deid run --json``."""
         return {
             "batch": self.batch,
+            "stage_seconds": {stage: round(seconds, 3) for stage, seconds in self.stage_seconds},
             "workspace": self.workspace,
             "staged": str(Path(self.workspace) / "staged"),
             "counts": {
@@ -142,6 +145,12 @@ class BatchSummary:
                 f"  k-anonymity: k={self.anonymity.k_achieved} (target {self.anonymity.k_target}), "
                 f"information loss {self.anonymity.information_loss}"
             )
+        if self.stage_seconds:
+            total = sum(seconds for _, seconds in self.stage_seconds) or 1.0
+            shares = ", ".join(
+                f"{stage} {seconds:.1f}s ({seconds / total:.0%})" for stage, seconds in self.stage_seconds
+            )
+            lines.append(f"  time per stage:     {shares}")
         lines.append(f"staged output: {Path(self.workspace) / 'staged'}")
         return "\n".join(lines)
 
@@ -161,7 +170,14 @@ class _Snapshot:
         listed[:] = [record if r.image_id == record.image_id else r for r in listed]
 
 
-def finish_batch(workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult) -> BatchSummary:
+def finish_batch(
+    workspace: Workspace,
+    ledger: Ledger,
+    config: Config,
+    ingest: IngestResult,
+    *,
+    stage_seconds: Sequence[tuple[str, float]] = (),
+) -> BatchSummary:
     """Collapse duplicates, build the k-anonymous case table, write ``cases.csv`` and ``manifest.json``.
 
     A contribution the demographics step holds (under age, no case id) or
@@ -174,6 +190,8 @@ def finish_batch(workspace: Workspace, ledger: Ledger, config: Config, ingest: I
         The run's workspace, its ledger and configuration.
     ingest
         What :func:`deid.ingest.ingest_batch` registered (the batch's contributions).
+    stage_seconds
+        Seconds per processing stage summed over this run's images, for the summary.
 
     Returns
     -------
@@ -219,7 +237,8 @@ def finish_batch(workspace: Workspace, ledger: Ledger, config: Config, ingest: I
     write_release_csv(table, workspace.staged / CASES_FILE, include_earlier=False)
     write_manifest(workspace.staged)
     held_ids = [r.image_id for r in snapshot.all_images() if r.status is Status.HELD]
-    return _summarise(ingest, workspace, snapshot, ledger.latest_decisions(held_ids), len(table.rows), table.report)
+    summary = _summarise(ingest, workspace, snapshot, ledger.latest_decisions(held_ids), len(table.rows), table.report)
+    return replace(summary, stage_seconds=tuple(stage_seconds))
 
 
 def _withhold_case(

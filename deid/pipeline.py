@@ -37,6 +37,7 @@ from deid.metadata import (
     is_known_appendix,
     trailing_data,
 )
+from deid.native_logs import filter_native_stderr
 from deid.policy import apply_policy, is_releasable
 from deid.preview import is_preview_needed, write_match_preview, write_preview
 from deid.release import open_index, open_release_index
@@ -66,6 +67,8 @@ class ImageResult:
     fingerprints: Fingerprints | None = None
     matches: tuple[tuple[Match, str], ...] = ()
     seconds: float = 0.0
+    stages: tuple[tuple[str, float], ...] = ()
+    """Seconds per stage (read, decode, match, detect, policy, encode, write), in order."""
 
     @property
     def status(self) -> Status:
@@ -89,6 +92,7 @@ def detectors_for(config: Config) -> Sequence[Detector]:
     """
     key = repr(config.detection)
     if key not in _DETECTORS:
+        filter_native_stderr()  # the models' native loggers print a line per load and per image
         _DETECTORS[key] = tuple(build_detectors(config))
     return _DETECTORS[key]
 
@@ -155,16 +159,40 @@ def _write_match_preview(pixels: RGBImage, matched: MatchResult, config: Config,
     write_match_preview(pixels, reference, [str(matched.verdict), *matched.reasons[:1]], path)
 
 
+class _StageClock:
+    """Seconds spent in each stage of one image, lap by lap."""
+
+    def __init__(self) -> None:
+        self.laps: list[tuple[str, float]] = []
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps.append((stage, now - self._last))
+        self._last = now
+
+
 def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: Sequence[Detector]) -> ImageResult:
+    clock = _StageClock()
+    result = _process_timed(task, config, workspace, detectors, clock)
+    return replace(result, stages=tuple(clock.laps))
+
+
+def _process_timed(
+    task: ImageTask, config: Config, workspace: Workspace, detectors: Sequence[Detector], clock: _StageClock
+) -> ImageResult:
     source = Path(task.original_path)
     raw = read_bytes(source, config.input)
     report = inspect_metadata(source, data=raw)
     _check_trailing_data(source, report, config)
+    clock.lap("read")
     loaded = load_image(source, config.input, data=raw)
     pixels = loaded.pixels
     # One downscaled copy serves detection and matching (fingerprints and ORB need no more).
     copy, _ = make_detection_copy(pixels, max_side_px=config.detection.max_side_px)
+    clock.lap("decode")
     matched = _match(copy, config, workspace)
+    clock.lap("match")
     evidence = ImageResult(
         task.image_id,
         Outcome.held(),
@@ -180,6 +208,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
     if matched.verdict in (Verdict.PUBLIC_COPY, Verdict.DUPLICATE):
         return replace(evidence, outcome=Outcome.excluded(*loaded.notes, *matched.reasons))
     found = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px, detection_copy=copy)
+    clock.lap("detect")
     decision = apply_policy(
         found,
         config.policy,
@@ -187,6 +216,7 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
         image_shape=pixels.shape,
         skin_mask=estimate_skin_mask(pixels, skin=config.skin),
     )
+    clock.lap("policy")
     reasons = (*loaded.notes, *matched.reasons, *decision.reasons)
     preview = workspace.previews / f"{task.image_id}.png"
     if decision.action is Action.EXCLUDE:
@@ -194,9 +224,11 @@ def _process(task: ImageTask, config: Config, workspace: Workspace, detectors: S
         return replace(evidence, outcome=Outcome.excluded(*reasons), decision=decision, regions=tuple(found))
     held = decision.action is Action.HOLD or matched.verdict is Verdict.REVIEW
     encoded = encode_candidate(pixels, decision, config, path=source)
+    clock.lap("encode")
     staged = stage_encoded(workspace, task.image_id, encoded, config, status=Status.HELD if held else Status.OK)
     if is_preview_needed(decision):
         write_preview(pixels, found, decision, encoded.pixels, preview)
+    clock.lap("write")
     return replace(
         evidence,
         outcome=Outcome(staged.status, reasons),

@@ -46,5 +46,8 @@ def shared_api_server() -> Iterator[None]:
     try:
         yield
     finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()  # the run's last log lines reach the server before it stops
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()

@@ -22,9 +22,10 @@ from pydantic import BaseModel, Field
 
 from deid.batch import BatchSummary, finish_batch
 from deid.config import Config, load_config
-from deid.ingest import ImageTask, IngestResult, ingest_batch
+from deid.ingest import CaseSelection, ImageTask, IngestResult, ingest_batch
 from deid.ledger import Ledger
 from deid.pipeline import ImageResult, process_image, record_image_result
+from deid.progress import BatchProgress
 from deid.workspace import Workspace, lock_workspace, open_ledger
 from flows.common import retry_if_transient, shared_api_server, surface_deid_logs
 
@@ -38,6 +39,8 @@ class RunParameters(BaseModel):
     workspace: str = Field(default="workspace", description="private workspace folder")
     config_path: str | None = Field(default=None, description="deid.toml overlaid on the defaults")
     cluster: str | None = Field(default=None, description="Dask scheduler address, or 'local' for a local cluster")
+    only: list[str] = Field(default_factory=list, description="process only these contribution ids")
+    since: str | None = Field(default=None, description="process only contributions submitted on or after this date")
 
 
 @task(name="load-config", cache_policy=NO_CACHE)
@@ -47,9 +50,11 @@ def load_config_task(config_path: str | None) -> Config:
 
 
 @task(name="ingest", **RETRIES)
-def ingest_task(input_dir: str, workspace: Workspace, ledger: Ledger, config: Config) -> IngestResult:
+def ingest_task(
+    input_dir: str, workspace: Workspace, ledger: Ledger, config: Config, selection: CaseSelection
+) -> IngestResult:
     """Keep originals, register contributions and images."""
-    return ingest_batch(input_dir, workspace, ledger, config)
+    return ingest_batch(input_dir, workspace, ledger, config, selection=selection)
 
 
 @task(name="process-image", **RETRIES)
@@ -66,9 +71,11 @@ def record_task(result: ImageResult, ledger: Ledger) -> None:
 
 
 @task(name="finish-batch", **RETRIES)
-def finish_task(workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult) -> BatchSummary:
+def finish_task(
+    workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult, stages: list[tuple[str, float]]
+) -> BatchSummary:
     """Collapse duplicates, write staged cases.csv and manifest.json."""
-    return finish_batch(workspace, ledger, config, ingest)
+    return finish_batch(workspace, ledger, config, ingest, stage_seconds=stages)
 
 
 # Two worker processes on two cores (not threads contending for the GIL); each loads its models once.
@@ -81,20 +88,37 @@ def deidentify(params: RunParameters) -> BatchSummary:
     with lock_workspace(workspace):
         ledger = open_ledger(workspace, config)
         try:
-            ingest = ingest_task(params.input_dir, workspace, ledger, config)
+            selection = CaseSelection(frozenset(params.only), params.since)
+            ingest = ingest_task(params.input_dir, workspace, ledger, config, selection)
             futures = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace))
+            progress = BatchProgress(total=len(ingest.tasks))
             for done in as_completed(futures):  # each result is in the ledger as soon as its image is done
-                record_task(done.result(), ledger)
-            return finish_task(workspace, ledger, config, ingest)
+                result = done.result()
+                record_task(result, ledger)
+                progress.advance(dict(result.stages))
+            return finish_task(workspace, ledger, config, ingest, list(progress.stage_seconds.items()))
         finally:
             ledger.close()
 
 
 def run_batch(
-    *, input_dir: str, workspace: str, config_path: str | None = None, cluster: str | None = None
+    *,
+    input_dir: str,
+    workspace: str,
+    config_path: str | None = None,
+    cluster: str | None = None,
+    only: list[str] | None = None,
+    since: str | None = None,
 ) -> BatchSummary:
-    """Run the flow from code or the CLI, on threads or on a Dask cluster."""
-    params = RunParameters(input_dir=input_dir, workspace=workspace, config_path=config_path, cluster=cluster)
+    """Run the flow from code or the CLI, on two worker processes or on a Dask cluster."""
+    params = RunParameters(
+        input_dir=input_dir,
+        workspace=workspace,
+        config_path=config_path,
+        cluster=cluster,
+        only=list(only or []),
+        since=since,
+    )
     runnable = deidentify
     if cluster:
         from prefect_dask import DaskTaskRunner
