@@ -100,6 +100,13 @@ _OPTIONS: dict[str, float] = {
     "fill_kernel_frac": 0.15,
     "min_fill_density": 0.5,
     "min_fill_neutrality": 0.9,
+    "min_pixel_greenness": 1.5,
+    "greenness_low": 1.4,
+    "greenness_high": 1.8,
+    "edge_low": 0.6,
+    "edge_high": 0.85,
+    "round_field_low": 0.5,
+    "round_field_high": 0.8,
     "min_score": 0.3,
 }
 
@@ -117,6 +124,16 @@ _MIN_SKIN_CHROMA = 8.0
 
 
 @dataclass(frozen=True, slots=True)
+class _Context:
+    """What every stroke group of one working copy is judged against."""
+
+    small: RGBImage
+    skin: BoolMask
+    backdrop: BoolMask
+    round_field: float
+
+
+@dataclass(frozen=True, slots=True)
 class InkGroup:
     """One candidate tattoo on the working copy, with the cues that scored it.
 
@@ -131,6 +148,13 @@ class InkGroup:
     density: float
     backdrop: float
     score: float
+    edge: float = 0.0
+    greenness: float = 0.0
+    chroma_gain: float = 0.0
+    vignette: float = 0.0
+    border: float = 0.0
+    area: float = 0.0
+    fill: float = 0.0
 
 
 class InkTattooDetector:
@@ -193,11 +217,14 @@ class InkTattooDetector:
         backdrop = ~skin & (lightness >= np.median(lightness[skin]))
         density, neutrality, absorbed = _ink_density(small, kernel, exclude=backdrop)
         inside = _inside_skin(skin, _odd(self.options["hull_kernel_frac"] * side))
-        ink = (
-            inside & (density >= self.options["min_ink_density"]) & (neutrality >= self.options["min_pixel_neutrality"])
-        )
-        # A 2x2 opening removes one-pixel threads: hairs and JPEG ringing.
-        ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+        candidate = inside & (density >= self.options["min_ink_density"])
+        ink = _open_threads(candidate & (neutrality >= self.options["min_pixel_neutrality"]))
+        # Colour inks (red, pink, purple) absorb green far more than red or blue; melanin's
+        # absorption falls smoothly from blue to red and blood's is spread over green and blue.
+        # They are grouped on their own, so a red petal never dilutes a black outline's colour.
+        greenness = (absorbed[..., 1] + 0.02) / (0.5 * (absorbed[..., 0] + absorbed[..., 2]) + 0.02)
+        colour_ink = _open_threads(candidate & ~ink & (greenness >= self.options["min_pixel_greenness"]))
+        solid = np.zeros(ink.shape, bool)
         if self.options["fill_kernel_frac"] > 0:
             fill_density, fill_neutrality, fill_absorbed = _ink_density(
                 small, _odd(self.options["fill_kernel_frac"] * side), exclude=backdrop, shrink=4
@@ -208,12 +235,19 @@ class InkTattooDetector:
                 & (fill_density >= self.options["min_fill_density"])
                 & (fill_neutrality >= self.options["min_fill_neutrality"])
             )
-            fill = cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+            fill = _off_frame(cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0)
             new = fill & ~ink
+            solid = new
             ink = ink | fill
             density = np.where(new, fill_density, density)
             absorbed = np.where(new[..., None], fill_absorbed, absorbed)
-        return self._group(ink, density, absorbed, backdrop, side)
+        context = _Context(small=small, skin=skin, backdrop=backdrop, round_field=_round_field(lightness))
+        groups = self._group(ink, density, absorbed, side, context=context, solid=solid, colour=False)
+        if colour_ink.any():
+            groups += self._group(
+                colour_ink, density, absorbed, side, context=context, solid=np.zeros_like(solid), colour=True
+            )
+        return sorted(groups, key=lambda group: -group.score)
 
     def merge(self, groups: list[InkGroup], *, side: float) -> list[InkGroup]:
         """Join groups scoring at least ``min_score`` that lie near each other, plus weak neighbours.
@@ -248,7 +282,15 @@ class InkTattooDetector:
         return sorted(merged, key=lambda group: -group.score)
 
     def _group(
-        self, ink: BoolMask, density: FloatImage, absorbed: FloatImage, backdrop: BoolMask, side: int
+        self,
+        ink: BoolMask,
+        density: FloatImage,
+        absorbed: FloatImage,
+        side: int,
+        *,
+        context: _Context,
+        solid: BoolMask,
+        colour: bool,
     ) -> list[InkGroup]:
         count, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
         min_stroke = self.options["min_stroke_frac"] * side
@@ -270,6 +312,14 @@ class InkTattooDetector:
         ring = (cv2.dilate(ink_bytes, np.ones((9, 9), np.uint8)) > 0) & ~(
             cv2.dilate(ink_bytes, np.ones((3, 3), np.uint8)) > 0
         )
+        # Just outside the strokes (1 to 2 pixels): ink stops sharply, inflammation and pigment fade.
+        near = (cv2.dilate(ink_bytes, np.ones((5, 5), np.uint8)) > 0) & ~ink
+        backdrop = context.backdrop
+        lab = cv2.cvtColor(context.small, cv2.COLOR_RGB2LAB).astype(np.float32)
+        chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+        skin_chroma = float(np.median(chroma[context.skin]))
+        vignette = context.round_field
+        image_height, image_width = ink.shape
         groups = []
         for index in range(1, group_count):
             # Work inside the group's bounding box: a busy image has hundreds of groups.
@@ -286,8 +336,15 @@ class InkTattooDetector:
             around = in_group & halo[window]
             under = in_group & ring[window]
             on_backdrop = float(backdrop[window][under].mean()) if under.any() else 0.0
-            colour = absorbed[window]
-            neutral = float(colour[..., 0][around].sum() + 1e-3) / float(colour[..., 2][around].sum() + 1e-3)
+            absorbed_here = absorbed[window]
+            red, green, blue = (float(absorbed_here[..., channel][around].sum()) + 1e-3 for channel in range(3))
+            neutral = red / blue
+            core = float(np.mean(density[window][member]))
+            outside = in_group & near[window]
+            edge = float(np.mean(density[window][outside])) / max(core, 1e-3) if outside.any() else 0.0
+            box_left, box_top = left + int(xs.min()), top + int(ys.min())
+            box_right, box_bottom = left + int(xs.max()) + 1, top + int(ys.max()) + 1
+            touches = (box_left <= 1) + (box_top <= 1) + (box_right >= image_width - 1) + (box_bottom >= image_height - 1)
             groups.append(
                 InkGroup(
                     box=Box(
@@ -297,21 +354,57 @@ class InkTattooDetector:
                     strokes=len(stroke_ids),
                     junctions=junction_count,
                     neutrality=neutral,
-                    density=float(np.mean(density[window][member])),
+                    density=core,
                     backdrop=on_backdrop,
-                    score=self._score(length, neutral, len(stroke_ids), junction_count, on_backdrop),
+                    score=self._score(
+                        length,
+                        neutral,
+                        len(stroke_ids),
+                        junction_count,
+                        on_backdrop,
+                        greenness=green / (0.5 * (red + blue)),
+                        edge=edge,
+                        round_field=vignette,
+                        colour=colour,
+                    ),
+                    edge=edge,
+                    greenness=green / (0.5 * (red + blue)),
+                    chroma_gain=float(np.mean(chroma[window][member])) - skin_chroma,
+                    vignette=vignette,
+                    border=float(touches),
+                    area=(box_right - box_left) * (box_bottom - box_top) / float(image_height * image_width),
+                    fill=float(solid[window][member].mean()),
                 )
             )
         return sorted(groups, key=lambda group: -group.score)
 
-    def _score(self, length: float, neutrality: float, strokes: int, junctions: int, backdrop: float) -> float:
+    def _score(
+        self,
+        length: float,
+        neutrality: float,
+        strokes: int,
+        junctions: int,
+        backdrop: float,
+        *,
+        greenness: float = 1.0,
+        edge: float = 0.0,
+        round_field: float = 0.0,
+        colour: bool = False,
+    ) -> float:
         option = self.options
         complexity = strokes + junctions / 2.0
+        hue = (
+            _ramp(greenness, option["greenness_low"], option["greenness_high"])
+            if colour
+            else _ramp(neutrality, option["neutrality_low"], option["neutrality_high"])
+        )
         parts = (
             _ramp(length, option["stroke_length_low"], option["stroke_length_high"]),
-            _ramp(neutrality, option["neutrality_low"], option["neutrality_high"]),
+            hue,
             _ramp(complexity, option["complexity_low"], option["complexity_high"]),
             1.0 - _ramp(backdrop, option["backdrop_low"], option["backdrop_high"]),
+            1.0 - _ramp(edge, option["edge_low"], option["edge_high"]),
+            1.0 - _ramp(round_field, option["round_field_low"], option["round_field_high"]),
         )
         return float(np.prod(parts))
 
@@ -337,7 +430,7 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ),
         *(
             (f"{stem}_low", options[f"{stem}_low"] <= options[f"{stem}_high"], f"must not exceed {stem}_high")
-            for stem in ("stroke_length", "neutrality", "complexity", "backdrop")
+            for stem in ("stroke_length", "neutrality", "complexity", "backdrop", "greenness", "edge", "round_field")
         ),
     ]
     for key, valid, problem in problems:
@@ -404,7 +497,9 @@ def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolM
     chroma = np.hypot(a_star, b_star)
     hue = np.degrees(np.arctan2(b_star, a_star))
     hue_centre = float(np.median(hue[seed]))  # skin hues span about -30..100 degrees: no wrap-around
-    chroma_centre = max(float(np.median(chroma[seed])), _MIN_SKIN_CHROMA)
+    chroma_centre = float(np.median(chroma[seed]))
+    if chroma_centre < _MIN_SKIN_CHROMA:  # a grey or black-and-white picture: no skin colour to go on
+        return None
     hue_gap = np.abs((hue - hue_centre + 180.0) % 360.0 - 180.0)
     mask: BoolMask = (
         (hue_gap <= hue_deg)
@@ -413,6 +508,48 @@ def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolM
         & (lab[..., 0] >= _SEED_MIN_Y)
     )
     return mask
+
+
+def _round_field(lightness: FloatImage) -> float:
+    """How much the frame looks like a dermatoscope's: dark outside a centred disc, lit inside.
+
+    The share of dark pixels outside the inscribed ellipse, counted only when
+    the middle of the ellipse is almost free of them (a limb on a black cloth
+    is dark inside the ellipse too).
+    """
+    height, width = lightness.shape
+    ys, xs = np.ogrid[:height, :width]
+    radius = ((ys - (height - 1) / 2) / (height / 2)) ** 2 + ((xs - (width - 1) / 2) / (width / 2)) ** 2
+    core = radius <= 0.5
+    level = 0.35 * float(np.median(lightness[core]))
+    dark = lightness < level
+    outside = radius >= 1.1
+    if not outside.any() or float(dark[core].mean()) > 0.05:
+        return 0.0
+    return float(dark[outside].mean())
+
+
+def _open_threads(mask: BoolMask) -> BoolMask:
+    """``mask`` less one-pixel threads (hairs, JPEG ringing): a 2x2 opening."""
+    opened: BoolMask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+    return opened
+
+
+def _off_frame(mask: BoolMask) -> BoolMask:
+    """``mask`` without the components that touch the image border.
+
+    A dark fill running into the frame is, far more often than a tattoo, the
+    shadow or background beyond the limb that the skin hull closed over.
+    """
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    keep = np.ones(count, bool)
+    keep[edge] = False
+    keep[0] = False
+    result: BoolMask = keep[labels]
+    return result
 
 
 def _inside_skin(skin: BoolMask, kernel: int) -> BoolMask:
