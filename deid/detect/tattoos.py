@@ -105,6 +105,8 @@ _OPTIONS: dict[str, float] = {
     "greenness_high": 1.8,
     "edge_low": 0.6,
     "edge_high": 0.85,
+    "shadow_low": 0.3,
+    "shadow_high": 0.6,
     "round_field_low": 0.5,
     "round_field_high": 0.8,
     "min_score": 0.3,
@@ -131,6 +133,8 @@ class _Context:
     skin: BoolMask
     backdrop: BoolMask
     round_field: float
+    lightness: npt.NDArray[np.uint8]
+    skin_lightness: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,7 @@ class InkGroup:
     border: float = 0.0
     area: float = 0.0
     fill: float = 0.0
+    shadow: float = 0.0
 
 
 class InkTattooDetector:
@@ -241,7 +246,14 @@ class InkTattooDetector:
             ink = ink | fill
             density = np.where(new, fill_density, density)
             absorbed = np.where(new[..., None], fill_absorbed, absorbed)
-        context = _Context(small=small, skin=skin, backdrop=backdrop, round_field=_round_field(lightness))
+        context = _Context(
+            small=small,
+            skin=skin,
+            backdrop=backdrop,
+            round_field=_round_field(lightness),
+            lightness=lightness,
+            skin_lightness=float(np.median(lightness[skin])),
+        )
         groups = self._group(ink, density, absorbed, side, context=context, solid=solid, colour=False)
         if colour_ink.any():
             groups += self._group(
@@ -315,6 +327,8 @@ class InkTattooDetector:
         # Just outside the strokes (1 to 2 pixels): ink stops sharply, inflammation and pigment fade.
         near = (cv2.dilate(ink_bytes, np.ones((5, 5), np.uint8)) > 0) & ~ink
         backdrop = context.backdrop
+        # Dark and not skin: the background beyond a limb, the gap between fingers, a sleeve.
+        shadow = ~context.skin & ~ink & ~backdrop & (context.lightness < 0.6 * context.skin_lightness)
         lab = cv2.cvtColor(context.small, cv2.COLOR_RGB2LAB).astype(np.float32)
         chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
         skin_chroma = float(np.median(chroma[context.skin]))
@@ -336,6 +350,7 @@ class InkTattooDetector:
             around = in_group & halo[window]
             under = in_group & ring[window]
             on_backdrop = float(backdrop[window][under].mean()) if under.any() else 0.0
+            on_shadow = float(shadow[window][under].mean()) if under.any() else 0.0
             absorbed_here = absorbed[window]
             red, green, blue = (float(absorbed_here[..., channel][around].sum()) + 1e-3 for channel in range(3))
             neutral = red / blue
@@ -365,6 +380,7 @@ class InkTattooDetector:
                         greenness=green / (0.5 * (red + blue)),
                         edge=edge,
                         round_field=vignette,
+                        shadow=on_shadow,
                         colour=colour,
                     ),
                     edge=edge,
@@ -374,6 +390,7 @@ class InkTattooDetector:
                     border=float(touches),
                     area=(box_right - box_left) * (box_bottom - box_top) / float(image_height * image_width),
                     fill=float(solid[window][member].mean()),
+                    shadow=on_shadow,
                 )
             )
         return sorted(groups, key=lambda group: -group.score)
@@ -389,6 +406,7 @@ class InkTattooDetector:
         greenness: float = 1.0,
         edge: float = 0.0,
         round_field: float = 0.0,
+        shadow: float = 0.0,
         colour: bool = False,
     ) -> float:
         option = self.options
@@ -405,6 +423,7 @@ class InkTattooDetector:
             1.0 - _ramp(backdrop, option["backdrop_low"], option["backdrop_high"]),
             1.0 - _ramp(edge, option["edge_low"], option["edge_high"]),
             1.0 - _ramp(round_field, option["round_field_low"], option["round_field_high"]),
+            1.0 - _ramp(shadow, option["shadow_low"], option["shadow_high"]),
         )
         return float(np.prod(parts))
 
@@ -430,7 +449,7 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ),
         *(
             (f"{stem}_low", options[f"{stem}_low"] <= options[f"{stem}_high"], f"must not exceed {stem}_high")
-            for stem in ("stroke_length", "neutrality", "complexity", "backdrop", "greenness", "edge", "round_field")
+            for stem in ("stroke_length", "neutrality", "complexity", "backdrop", "greenness", "edge", "round_field", "shadow")
         ),
     ]
     for key, valid, problem in problems:
