@@ -93,7 +93,7 @@ _OPTIONS: dict[str, float] = {
     "neutrality_low": 0.92,
     "neutrality_high": 1.06,
     "complexity_low": 2.0,
-    "complexity_high": 6.0,
+    "complexity_high": 5.0,
     "backdrop_low": 0.3,
     "backdrop_high": 0.5,
     "merge_gap_frac": 0.1,
@@ -109,6 +109,8 @@ _OPTIONS: dict[str, float] = {
     "shadow_high": 0.6,
     "round_field_low": 0.5,
     "round_field_high": 0.8,
+    "calibration_slope": 0.732,
+    "calibration_offset": -0.419,
     "min_score": 0.3,
 }
 
@@ -123,6 +125,8 @@ _SEED_MIN_Y = 30.0
 _MIN_SEED_PIXELS = 200
 # Skin is never this grey (Lab chroma units), whatever the white balance.
 _MIN_SKIN_CHROMA = 8.0
+# Evidence is clipped this far from 0 and 1 before calibration, so its logit stays finite.
+_EVIDENCE_FLOOR = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +187,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "1"
+    version = "2"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -201,7 +205,8 @@ class InkTattooDetector:
                 f"ink strokes {group.strokes}, junctions {group.junctions}, "
                 f"stroke length {group.stroke_length:.2f} of the long side, neutrality {group.neutrality:.2f}"
             )
-            regions.append(Region(RegionKind.TATTOO, box, round(group.score, 4), f"{self.name}@{self.version}", note))
+            probability = self.probability(group.score)
+            regions.append(Region(RegionKind.TATTOO, box, round(probability, 4), f"{self.name}@{self.version}", note))
         return sorted(regions, key=lambda region: -region.score)
 
     def analyse(self, image: RGBImage) -> list[InkGroup]:
@@ -271,8 +276,8 @@ class InkTattooDetector:
         groups), so weak groups never raise an alarm or spread a box on their own.
         """
         gap = round(self.options["merge_gap_frac"] * side)
-        strong = [group for group in groups if group.score >= self.options["min_score"]]
-        weak = [group for group in groups if group.score < self.options["min_score"]]
+        strong = [group for group in groups if self.probability(group.score) >= self.options["min_score"]]
+        weak = [group for group in groups if self.probability(group.score) < self.options["min_score"]]
         clusters: list[InkGroup] = []
         while strong:
             seed = strong.pop(0)
@@ -292,6 +297,21 @@ class InkTattooDetector:
                 cluster = _join(cluster, group)
             merged.append(cluster)
         return sorted(merged, key=lambda group: -group.score)
+
+    def probability(self, evidence: float) -> float:
+        """The calibrated probability that a group with this ``evidence`` score is a tattoo.
+
+        A logistic (Platt) map of the evidence's logit, ``calibration_slope`` and
+        ``calibration_offset`` fitted on labelled stroke groups of the devdata tune
+        split by ``benchmarks/train_tattoo_calibration.py``; slope 1 and offset 0
+        leave the evidence as it is.
+        """
+        clipped = min(max(evidence, _EVIDENCE_FLOOR), 1.0 - _EVIDENCE_FLOOR)
+        logit = np.log(clipped / (1.0 - clipped))
+        if evidence <= 0.0:
+            return 0.0  # a group with no evidence at all (a ramp at zero) is never a tattoo
+        value = self.options["calibration_slope"] * logit + self.options["calibration_offset"]
+        return float(1.0 / (1.0 + np.exp(-value)))
 
     def _group(
         self,
@@ -441,6 +461,8 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ("skin_hue_deg", 0.0 < options["skin_hue_deg"] <= 180.0, "must be in (0, 180]"),
         ("skin_chroma_ratio", 0.0 < options["skin_chroma_ratio"] < 1.0, "must be in (0, 1)"),
         ("min_score", 0.0 <= options["min_score"] <= 1.0, "must be in 0..1"),
+        ("calibration_slope", 0.0 < options["calibration_slope"] <= 20.0, "must be in (0, 20] (it keeps the order)"),
+        ("calibration_offset", -20.0 <= options["calibration_offset"] <= 20.0, "must be in [-20, 20]"),
         ("fill_kernel_frac", 0.0 <= options["fill_kernel_frac"] <= 0.5, "must be in [0, 0.5] (0: no fill pass)"),
         *(
             (key, 0.0 < options[key] <= 0.5, "must be in (0, 0.5]")
