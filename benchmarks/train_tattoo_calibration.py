@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -173,7 +174,7 @@ def main() -> None:
         rows = np.asarray(samples[split], float)
         probability = np.array([fitted.probability(value) for value in rows[:, 0]])
         print(f"{split}: probability bin, groups, predicted, observed share of tattoos")
-        for low, high in zip(BINS[:-1], BINS[1:], strict=True):
+        for low, high in itertools.pairwise(BINS):
             chosen = (probability >= low) & (probability < high)
             if chosen.any():
                 print(

@@ -137,8 +137,9 @@ class _Context:
     skin: BoolMask
     backdrop: BoolMask
     round_field: float
-    lightness: npt.NDArray[np.uint8]
+    lightness: FloatImage
     skin_lightness: float
+    chroma: FloatImage
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,8 @@ class InkTattooDetector:
             return []
         # Not skin and at least as bright: paper, labels, rulers, sheets, walls. Kept out of
         # the skin reference, or the dark side of every limb against a white sheet is "ink".
-        lightness = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 0]
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+        lightness: FloatImage = lab[..., 0]
         backdrop = ~skin & (lightness >= np.median(lightness[skin]))
         density, neutrality, absorbed = _ink_density(small, kernel, exclude=backdrop)
         inside = _inside_skin(skin, _odd(self.options["hull_kernel_frac"] * side))
@@ -258,11 +260,21 @@ class InkTattooDetector:
             round_field=_round_field(lightness),
             lightness=lightness,
             skin_lightness=float(np.median(lightness[skin])),
+            chroma=np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0),
         )
-        groups = self._group(ink, density, absorbed, side, context=context, solid=solid, colour=False)
+        # One thinning for both passes (it is the costliest step); each keeps its own centre lines.
+        skeleton = _skeleton(ink | colour_ink)
+        groups = self._group(ink, density, absorbed, side, context=context, solid=solid, skeleton=skeleton & ink)
         if colour_ink.any():
             groups += self._group(
-                colour_ink, density, absorbed, side, context=context, solid=np.zeros_like(solid), colour=True
+                colour_ink,
+                density,
+                absorbed,
+                side,
+                context=context,
+                solid=np.zeros_like(solid),
+                skeleton=skeleton & colour_ink,
+                colour=True,
             )
         return sorted(groups, key=lambda group: -group.score)
 
@@ -322,11 +334,11 @@ class InkTattooDetector:
         *,
         context: _Context,
         solid: BoolMask,
-        colour: bool,
+        skeleton: BoolMask,
+        colour: bool = False,
     ) -> list[InkGroup]:
         count, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
         min_stroke = self.options["min_stroke_frac"] * side
-        skeleton = _skeleton(ink)
         lengths = np.bincount(labels[skeleton], minlength=count)
         keep = np.zeros(count, bool)
         keep[1:] = lengths[1:] >= min_stroke
@@ -349,8 +361,7 @@ class InkTattooDetector:
         backdrop = context.backdrop
         # Dark and not skin: the background beyond a limb, the gap between fingers, a sleeve.
         shadow = ~context.skin & ~ink & ~backdrop & (context.lightness < 0.6 * context.skin_lightness)
-        lab = cv2.cvtColor(context.small, cv2.COLOR_RGB2LAB).astype(np.float32)
-        chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+        chroma = context.chroma
         skin_chroma = float(np.median(chroma[context.skin]))
         vignette = context.round_field
         image_height, image_width = ink.shape
@@ -379,7 +390,9 @@ class InkTattooDetector:
             edge = float(np.mean(density[window][outside])) / max(core, 1e-3) if outside.any() else 0.0
             box_left, box_top = left + int(xs.min()), top + int(ys.min())
             box_right, box_bottom = left + int(xs.max()) + 1, top + int(ys.max()) + 1
-            touches = (box_left <= 1) + (box_top <= 1) + (box_right >= image_width - 1) + (box_bottom >= image_height - 1)
+            touches = (
+                (box_left <= 1) + (box_top <= 1) + (box_right >= image_width - 1) + (box_bottom >= image_height - 1)
+            )
             groups.append(
                 InkGroup(
                     box=Box(
@@ -471,7 +484,16 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ),
         *(
             (f"{stem}_low", options[f"{stem}_low"] <= options[f"{stem}_high"], f"must not exceed {stem}_high")
-            for stem in ("stroke_length", "neutrality", "complexity", "backdrop", "greenness", "edge", "round_field", "shadow")
+            for stem in (
+                "stroke_length",
+                "neutrality",
+                "complexity",
+                "backdrop",
+                "greenness",
+                "edge",
+                "round_field",
+                "shadow",
+            )
         ),
     ]
     for key, valid, problem in problems:

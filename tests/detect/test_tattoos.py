@@ -9,6 +9,7 @@ passes red and blue). Every case knows where it drew, so each asserts both
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -319,7 +320,7 @@ def test_probability_is_calibrated_evidence_in_order(detector: InkTattooDetector
     """The calibration keeps the evidence's order, gives no evidence no probability and stays below 1."""
     values = [detector.probability(evidence) for evidence in np.linspace(0, 1, 21)]
     assert values[0] == 0.0
-    assert all(low <= high for low, high in zip(values, values[1:], strict=False))
+    assert all(low <= high for low, high in itertools.pairwise(values))
     assert 0.0 < values[-1] < 1.0
 
 
@@ -383,7 +384,9 @@ def test_devdata_figures_per_split(devdata: Path) -> None:
     """
     tattoos = json.loads((devdata / "tattoos" / "labels_tattoos.json").read_text("utf-8"))
     skin = json.loads((devdata / "skin" / "labels_skin.json").read_text("utf-8"))
-    photos = [("tattoos", name, "tattoo" if label["has_tattoo"] == "yes" else "hard") for name, label in tattoos.items()]
+    photos = [
+        ("tattoos", name, "tattoo" if label["has_tattoo"] == "yes" else "hard") for name, label in tattoos.items()
+    ]
     photos += [("skin", name, "skin") for name in skin]
     detector = InkTattooDetector(load_config().detection.detectors["tattoos.ink"])
     flagged: dict[tuple[str, str], list[bool]] = {}
