@@ -1,9 +1,11 @@
-"""Tattoo detection: sharp, neutral-or-cool ink strokes inside skin.
+"""Tattoo detection: sharp ink strokes inside skin, scored as a calibrated probability.
 
 No tattoo model ships in any wheel this project may use, and none may be
 downloaded, so this detector is built from what ink on skin looks like
-rather than learned. Every size is a fraction of the image, every threshold
-an option in ``[detection.detectors."tattoos.ink".options]``.
+rather than learned; only the last step, turning evidence into a
+probability, is fitted on labelled photos (two numbers). Every size is a
+fraction of the image, every threshold an option in
+``[detection.detectors."tattoos.ink".options]``.
 
 1. **Working copy.** The detection copy is shrunk to ``work_side_px`` on its
    long side (640: a 12-MP photo costs the same as a phone thumbnail).
@@ -11,7 +13,9 @@ an option in ``[detection.detectors."tattoos.ink".options]``.
    seed this image's own skin model: the median CIELAB hue and chroma.
    Skin is every pixel within ``skin_hue_deg`` of that hue with a chroma
    within ``skin_chroma_ratio`` of it. The chroma floor keeps white sheets,
-   grey floors and walls out; the hue keeps clothing out.
+   grey floors and walls out; the hue keeps clothing out. A picture whose
+   seed pixels are all but grey (median chroma under 8: a grey wall, noise,
+   a black-and-white photo) has no skin, so nothing in it is a tattoo.
 3. **Ink density.** A morphological closing of each RGB channel with a disc
    ``stroke_kernel_frac`` wide estimates the skin that would be there
    without thin dark structures; ``log(reference / pixel)`` is an optical
@@ -28,11 +32,18 @@ an option in ``[detection.detectors."tattoos.ink".options]``.
    fills (tribal, blackwork): dense (``min_fill_density``), not skin-coloured
    and not brown or red (``min_fill_neutrality``). Their medial axes become
    strokes, so a round mole or a wound's eschar still makes no line art.
+   A fill that runs into the image border is dropped: there it is nearly
+   always the shadow or background beyond a limb that the hull closed over.
+   **Colour ink** (red, pink, purple lettering and line work) absorbs green
+   far more than red or blue (``min_pixel_greenness``); melanin's absorption
+   falls smoothly from blue to red. Those pixels are grouped on their own
+   and scored by that green absorption instead of neutrality, so a red
+   petal never dilutes the colour cue of a black outline beside it.
 5. **Strokes, grouped.** One-pixel threads (hairs, JPEG ringing) are opened
    away, fragments whose skeleton is shorter than ``min_stroke_frac`` (pores,
    freckles, the dots of a dermoscopic network, small moles) are dropped,
    and the rest are grouped when closer than ``group_gap_frac``.
-6. **Score** = product of four ramps in ``[0, 1]``:
+6. **Evidence** = product of ramps in ``[0, 1]`` (the last three are penalties):
 
    * *stroke length*: total skeleton length of the group;
    * *neutrality*: red absorbed over blue absorbed, summed over a halo round
@@ -46,16 +57,35 @@ an option in ``[detection.detectors."tattoos.ink".options]``.
      lettering and line art are many strokes with many junctions;
    * *backdrop*: the share of a ring just outside the ink that is bright
      non-skin. Ink sits on skin or on more ink; print sits on paper (ruler
-     labels, dressings, documents held to the camera).
+     labels, dressings, documents held to the camera);
+   * *edge*: optical density just outside the strokes over density on them.
+     Ink stops sharply at the edge of the needle's line; pigment,
+     inflammation and the rims of vitiligo fade out;
+   * *shadow*: the share of the ring that is dark and not skin: the gap
+     between fingers, a nail fold, a limb's outline against a dark room;
+   * *round field*: how far the frame is a dermatoscope's (dark outside a
+     centred disc, lit inside). Dermoscopy shows lesions, not tattoos.
 
-   Groups scoring under ``min_score`` are not reported. Strong groups near
+7. **Probability.** The evidence is mapped to the probability that the group
+   is a tattoo by a logistic (Platt) map of its logit, ``calibration_slope``
+   and ``calibration_offset``, fitted by ``benchmarks/train_tattoo_calibration.py``
+   on the best group of each photo of the devdata tune split (tattoos/ and
+   skin/). The probability is what a region's ``score`` reports and what the
+   policy's tattoo band reads. It is calibrated on devdata's mix (about four
+   photos in ten show a tattoo); where tattoos are rarer, a region at 0.3 is
+   less often one.
+
+   Groups whose probability is under ``min_score`` are not reported. Strong groups near
    each other (``merge_gap_frac``) are joined, and weak groups touching them
    absorbed, so the proposed box covers the whole piece.
 
-Measured on ``../shared/devdata/tattoos`` (``benchmarks/tattoos.py``) and on
-generated skin (``tests/detect/test_tattoos.py``). Known limits: solid
-fills are found only when dense and dark (faded blackwork is missed); pure red or yellow ink
-without darker linework reads as blood or melanin; strokes under about two
+Measured on ``../shared/devdata/tattoos`` and ``skin`` per split
+(``benchmarks/tattoos.py``) and on generated skin (``tests/detect/test_tattoos.py``).
+Known limits: solid fills are found only when dense and dark (faded
+blackwork is missed); orange or yellow ink, and red fine line that absorbs
+blue as much as green, reads as blood or melanin; a black-and-white photo
+has no skin and is never flagged; a surgical-marker blot with hairs on
+dermoscopy without a round field is ink and is flagged; strokes under about two
 pixels on the working copy are lost; faded ink on dark skin after strong
 JPEG compression loses the colour cue and is often missed; and on photos
 that are not of skin (food, fur, wood, printed pages on warm paper), dark
