@@ -277,6 +277,10 @@ def test_registered_and_enabled_by_default() -> None:
         pytest.param({"min_score": "high"}, id="not-a-number"),
         pytest.param({"work_side_px": 32}, id="too-small"),
         pytest.param({"min_score": 1.5}, id="score-out-of-range"),
+        pytest.param({"calibration_slope": 0.0}, id="calibration-slope-not-positive"),
+        pytest.param({"calibration_offset": 50.0}, id="calibration-offset-out-of-range"),
+        pytest.param({"greenness_low": 2.0, "greenness_high": 1.5}, id="greenness-ramp-reversed"),
+        pytest.param({"shadow_low": 0.7}, id="shadow-ramp-reversed"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, object]) -> None:
