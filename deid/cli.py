@@ -61,6 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cluster=args.cluster,
         only=[part.strip() for part in (args.only or "").split(",") if part.strip()],
         since=args.since,
+        workers=args.workers,
     )
     if args.json:
         emit(summary.to_json())
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="deid.toml overlaid on the defaults")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--cluster", help="fan out on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'")
+    run.add_argument("--workers", type=int, default=2, help="worker processes for a local run (default 2)")
     run.add_argument("--only", metavar="ID,...", help="process only these contribution ids (a partial rerun)")
     run.add_argument("--since", metavar="DATE", help="process only contributions submitted on or after this date")
     run.set_defaults(handler=_cmd_run)

@@ -41,6 +41,7 @@ class RunParameters(BaseModel):
     cluster: str | None = Field(default=None, description="Dask scheduler address, or 'local' for a local cluster")
     only: list[str] = Field(default_factory=list, description="process only these contribution ids")
     since: str | None = Field(default=None, description="process only contributions submitted on or after this date")
+    workers: int = Field(default=2, ge=1, le=64, description="worker processes for a local run")
 
 
 @task(name="load-config", cache_policy=NO_CACHE)
@@ -109,6 +110,7 @@ def run_batch(
     cluster: str | None = None,
     only: list[str] | None = None,
     since: str | None = None,
+    workers: int = 2,
 ) -> BatchSummary:
     """Run the flow from code or the CLI, on two worker processes or on a Dask cluster."""
     params = RunParameters(
@@ -118,8 +120,11 @@ def run_batch(
         cluster=cluster,
         only=list(only or []),
         since=since,
+        workers=workers,
     )
     runnable = deidentify
+    if workers != 2:
+        runnable = deidentify.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers))
     if cluster:
         from prefect_dask import DaskTaskRunner
 
