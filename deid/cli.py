@@ -449,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON line per kind")
     evaluate.set_defaults(handler=_cmd_eval)
 
+    from deid.review.cli import add_review_commands  # the review queue's commands live with it
+
+    add_review_commands(commands)
     return parser
 
 

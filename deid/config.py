@@ -321,6 +321,48 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """The manual review queue (:mod:`deid.review`): who may sign in, how long, and what is audited.
+
+    ``audit_share`` of the images the machine released on its own also enter
+    the queue, marked audit, chosen deterministically per image id. A sign-in
+    name or address with ``max_failed_signins`` failures within
+    ``signin_window_s`` is refused until the window has passed.
+    """
+
+    host: str
+    port: int
+    session_hours: float
+    max_failed_signins: int
+    signin_window_s: float
+    audit_share: float
+    page_size: int
+    preview_side_px: int
+    exclude_reasons: tuple[str, ...]
+    scrypt_n: int
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "review.host", "must be set (127.0.0.1 keeps the page on this machine)")
+        _require(1 <= self.port <= 65535, "review.port", "must be in 1..65535")
+        _require(0.1 <= self.session_hours <= 24 * 7, "review.session_hours", "must be in 0.1..168")
+        _require(1 <= self.max_failed_signins <= 100, "review.max_failed_signins", "must be in 1..100")
+        _require(1.0 <= self.signin_window_s <= 86400.0, "review.signin_window_s", "must be in 1..86400")
+        _require(0.0 <= self.audit_share <= 1.0, "review.audit_share", "must be in 0..1")
+        _require(1 <= self.page_size <= 1000, "review.page_size", "must be in 1..1000")
+        _require(256 <= self.preview_side_px <= 8192, "review.preview_side_px", "must be in 256..8192")
+        _require(
+            bool(self.exclude_reasons) and all(r.isidentifier() for r in self.exclude_reasons),
+            "review.exclude_reasons",
+            "must be a non-empty list of short codes (letters, digits, underscores)",
+        )
+        _require(
+            2**10 <= self.scrypt_n <= 2**20 and self.scrypt_n & (self.scrypt_n - 1) == 0,
+            "review.scrypt_n",
+            "must be a power of two in 1024..1048576",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -332,6 +374,7 @@ class Config:
     demographics: DemographicsSettings
     skin: SkinSettings
     ledger: LedgerSettings
+    review: ReviewSettings
     source: tuple[str, ...] = ()
 
 

@@ -14,7 +14,11 @@
     │   └── VerificationFailed a freshly encoded output failed the byte-level check: hold
     ├── WorkspaceBusy         another run holds the workspace: refuse at once, change nothing
     ├── TransientError        a fault worth retrying (the only retried kind)
-    └── ReleaseBlocked        the release gate refused; carries every reason
+    ├── ReleaseBlocked        the release gate refused; carries every reason
+    └── ReviewError           the review queue refused a request
+        ├── ReviewConflict    someone else decided the item first (HTTP 409; names who)
+        ├── ReviewForbidden   not allowed here: wrong view, role or credentials (HTTP 403)
+        └── ReviewNotFound    no such review item (HTTP 404)
 
 Each error carries the ``path`` (or ``image_id``) it concerns and a ``hint``
 saying what to do about it, so a message always names the file and the
@@ -161,6 +165,30 @@ class ReleaseBlocked(DeidError):
         self.reasons = tuple(reasons)
         summary = f"{len(self.reasons)} problem(s): " + "; ".join(self.reasons[:5])
         super().__init__(summary, **kwargs)  # type: ignore[arg-type]
+
+
+class ReviewError(DeidError):
+    """The review queue refused a request."""
+
+    code = "review_error"
+
+
+class ReviewConflict(ReviewError):
+    """An item changed since the reviewer loaded it (optimistic locking); the message names who changed it."""
+
+    code = "review_conflict"
+
+
+class ReviewForbidden(ReviewError):
+    """The request is not allowed: a case hold from an image view, an admin-only approval, bad credentials."""
+
+    code = "review_forbidden"
+
+
+class ReviewNotFound(ReviewError):
+    """No review item has this id."""
+
+    code = "review_not_found"
 
 
 def is_transient(error: BaseException) -> bool:
