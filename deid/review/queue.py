@@ -459,16 +459,18 @@ def plan_items(
             code = primary_code(codes) if any(code in ERROR_CODES for code in codes) else "no_candidate"
             planned.append(QueueCandidate(route=Route.EXCLUDE_ONLY, reason_code=code, reasons=record.reasons, **common))
             continue
-        if any(is_image_hold(code) for code in codes) or not any(code in CASE_CODES for code in codes):
-            planned.append(
-                QueueCandidate(route=Route.IMAGE, reason_code=primary_code(codes), reasons=record.reasons, **common)
-            )
         # Case-level reasons on the image: the case item decides them.
         case_level = tuple(
             reason
             for reason, code in zip(record.reasons, codes, strict=True)
             if code in CASE_CODES and not is_derived_case_reason(reason)
         )
+        if any(is_image_hold(code) for code in codes) or not case_level:
+            image_codes = [code for code in codes if code not in CASE_CODES] or codes
+            planned.append(
+                QueueCandidate(route=Route.IMAGE, reason_code=primary_code(image_codes), reasons=record.reasons,
+                               **common)  # fmt: skip
+            )
         if case_level:
             earlier = case_items.get(record.contribution_id, ())
             case_items[record.contribution_id] = tuple(dict.fromkeys((*earlier, *case_level)))
