@@ -44,7 +44,7 @@ from deid.review.queue import (
 )
 from deid.review.store import ReviewStore
 from deid.staging import exclude_candidate, stage_candidate
-from deid.types import Action, Decision, ImageRecord, Region, RGBImage, Status
+from deid.types import Action, Decision, ImageRecord, RGBImage, Status
 from deid.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,10 @@ class ApplySummary:
 def sync_queue(ledger: Ledger, store: ReviewStore, config: Config) -> int:
     """Queue every held image and case (routed by reason) and the audit sample; return how many were new."""
     records = ledger.images()
-    decisions = {image_id: recorded.decision for image_id, recorded in ledger.latest_decisions(
-        [r.image_id for r in records]).items()}  # fmt: skip
+    decisions = {
+        image_id: recorded.decision
+        for image_id, recorded in ledger.latest_decisions([r.image_id for r in records]).items()
+    }
     planned = plan_items(
         records, decisions, ledger.contribution_statuses(), ledger.cases(), audit_share=config.review.audit_share
     )
@@ -108,7 +110,9 @@ def reviewed_decision(regions: Sequence[ReviewRegion], config: Config, shape: Se
         obstacles = [config.policy.padded_box(region, shape) for region in crop]
         plan = plan_crop(shape, obstacles, config.policy.crop)
         if isinstance(plan, Crop):
-            return Decision(Action.CROP, (*crop, *redact), (reason, f"{actor}: crop {plan.box.to_xywh()}"), crop=plan.box)
+            return Decision(
+                Action.CROP, (*crop, *redact), (reason, f"{actor}: crop {plan.box.to_xywh()}"), crop=plan.box
+            )
         return Decision(Action.REDACT, (*crop, *redact), (reason, f"{actor}: no crop fits ({plan.reason}); filled"))
     if redact:
         return Decision(Action.REDACT, redact, (reason,))
@@ -249,8 +253,9 @@ def _stage_image(
         return "held", "image approved; its case is still held"
     current = ledger.contribution_status(record.contribution_id)
     if current is not None and current[0] is Status.HELD:  # held only because no image of it was released
-        ledger.set_contribution_status(record.contribution_id, Status.OK, [f"{actor}: an image was approved"],
-                                       actor=actor)  # fmt: skip
+        ledger.set_contribution_status(
+            record.contribution_id, Status.OK, [f"{actor}: an image was approved"], actor=actor
+        )
     return "staged", f"{decision.action} with {len(decision.regions)} region(s)"
 
 

@@ -93,8 +93,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
         page = store.list_items(where, after=after, limit=500)
         for item in page.items:
             if args.json:
-                _emit({"id": item.item_id, "state": str(item.state), "route": str(item.route), "audit": item.audit,
-                       "reason_code": item.reason_code, "reasons": list(item.reasons)})  # fmt: skip
+                _emit(
+                    {
+                        "id": item.item_id,
+                        "state": str(item.state),
+                        "route": str(item.route),
+                        "audit": item.audit,
+                        "reason_code": item.reason_code,
+                        "reasons": list(item.reasons),
+                    }
+                )
             else:
                 print(f"{item.item_id}  {item.state:<8} {item.route:<12} {item.reason_code}")
         if page.next_after is None:
@@ -131,9 +139,15 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     verdict = Verdict.EXCLUDE if args.exclude else Verdict.APPROVE
     try:
         decision = reviewer_decision(
-            item, verdict, view=item.route, regions=regions, reason=args.exclude or "", comment=args.comment or "",
-            exclude_reasons=config.review.exclude_reasons, role=CLI_ACTOR_ROLE,
-        )  # fmt: skip
+            item,
+            verdict,
+            view=item.route,
+            regions=regions,
+            reason=args.exclude or "",
+            comment=args.comment or "",
+            exclude_reasons=config.review.exclude_reasons,
+            role=CLI_ACTOR_ROLE,
+        )
     except (PermissionError, ValueError) as error:
         raise ReviewForbidden(str(error)) from None
     decided = store.decide(item.item_id, args.version or item.version, decision, actor=actor)

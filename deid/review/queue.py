@@ -21,7 +21,7 @@ import enum
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -317,7 +317,9 @@ class AuditReport:
         return {
             "audited": self.audited,
             "excluded_by_reviewer": self.excluded,
-            "by_kind": {m.kind: {"audited": m.audited, "missed": m.missed, "miss_rate": m.miss_rate} for m in self.by_kind},
+            "by_kind": {
+                m.kind: {"audited": m.audited, "missed": m.missed, "miss_rate": m.miss_rate} for m in self.by_kind
+            },
         }
 
 
@@ -438,26 +440,28 @@ def plan_items(
         regions = proposal_regions(decisions.get(record.image_id))
         kinds, score = _kinds_and_score(regions)
         codes = [reason_code(reason) for reason in record.reasons]
-        common = {
-            "subject_type": "image",
-            "subject": record.image_id,
-            "contribution_id": record.contribution_id,
-            "kinds": kinds,
-            "max_score": score,
-            "body_parts": parts,
-            "regions": regions,
-        }
+        common = QueueCandidate(
+            subject_type="image",
+            subject=record.image_id,
+            route=Route.IMAGE,
+            reason_code="other",
+            reasons=record.reasons,
+            contribution_id=record.contribution_id,
+            kinds=kinds,
+            max_score=score,
+            body_parts=parts,
+            regions=regions,
+        )
         if record.status is Status.OK:
             if is_audit_sample(record.image_id, audit_share):
                 reasons = ("audit: a sample of the images the machine released on its own", *record.reasons)
-                planned.append(QueueCandidate(route=Route.IMAGE, reason_code="audit", reasons=reasons, audit=True,
-                                              **common))  # fmt: skip
+                planned.append(replace(common, reason_code="audit", reasons=reasons, audit=True))
             continue
         if record.status is not Status.HELD:
             continue
         if any(code in ERROR_CODES for code in codes) or record.staged_name is None:
             code = primary_code(codes) if any(code in ERROR_CODES for code in codes) else "no_candidate"
-            planned.append(QueueCandidate(route=Route.EXCLUDE_ONLY, reason_code=code, reasons=record.reasons, **common))
+            planned.append(replace(common, route=Route.EXCLUDE_ONLY, reason_code=code))
             continue
         # Case-level reasons on the image: the case item decides them.
         case_level = tuple(
@@ -467,10 +471,7 @@ def plan_items(
         )
         if any(is_image_hold(code) for code in codes) or not case_level:
             image_codes = [code for code in codes if code not in CASE_CODES] or codes
-            planned.append(
-                QueueCandidate(route=Route.IMAGE, reason_code=primary_code(image_codes), reasons=record.reasons,
-                               **common)  # fmt: skip
-            )
+            planned.append(replace(common, reason_code=primary_code(image_codes)))
         if case_level:
             earlier = case_items.get(record.contribution_id, ())
             case_items[record.contribution_id] = tuple(dict.fromkeys((*earlier, *case_level)))
@@ -493,9 +494,16 @@ def plan_items(
 
 
 def reviewer_decision(
-    item: ReviewItem, verdict: Verdict, *, view: Route, regions: Sequence[ReviewRegion] | None,
-    reason: str, comment: str, exclude_reasons: Sequence[str], role: str,
-) -> ReviewDecision:  # fmt: skip
+    item: ReviewItem,
+    verdict: Verdict,
+    *,
+    view: Route,
+    regions: Sequence[ReviewRegion] | None,
+    reason: str,
+    comment: str,
+    exclude_reasons: Sequence[str],
+    role: str,
+) -> ReviewDecision:
     """Check a decision against the item's route and the reviewer's role; return what is recorded.
 
     Raises
@@ -508,7 +516,9 @@ def reviewer_decision(
         If an exclusion has no known reason code.
     """
     if view is not item.route:
-        raise PermissionError(f"this is a {item.route} item; it is decided in the {item.route} view, not the {view} view")
+        raise PermissionError(
+            f"this is a {item.route} item; it is decided in the {item.route} view, not the {view} view"
+        )
     if verdict is Verdict.APPROVE:
         if item.route is Route.EXCLUDE_ONLY:
             raise PermissionError("this item can only be excluded: " + (item.reasons[0] if item.reasons else ""))

@@ -377,12 +377,21 @@ class ReviewStore:
                 connection.execute(
                     events.insert(),
                     [
-                        {"at": _now(), "item_id": v["item_id"], "subject": v["subject"], "event": "queued",
-                         "actor": "queue", "version": 1, "model": v["model_regions"],
-                         "detail": _dumps({"route": v["route"], "reason_code": v["reason_code"], "audit": v["audit"]})}
+                        {
+                            "at": _now(),
+                            "item_id": v["item_id"],
+                            "subject": v["subject"],
+                            "event": "queued",
+                            "actor": "queue",
+                            "version": 1,
+                            "model": v["model_regions"],
+                            "detail": _dumps(
+                                {"route": v["route"], "reason_code": v["reason_code"], "audit": v["audit"]}
+                            ),
+                        }
                         for v in fresh
                     ],
-                )  # fmt: skip
+                )
                 added = len(fresh)
         return added
 
@@ -407,7 +416,9 @@ class ReviewStore:
             row = connection.execute(query).first()
         return None if row is None else _item(row)
 
-    def list_items(self, where: QueueFilter, *, after: int = 0, limit: int = 50, newest_first: bool = False) -> QueuePage:
+    def list_items(
+        self, where: QueueFilter, *, after: int = 0, limit: int = 50, newest_first: bool = False
+    ) -> QueuePage:
         """One page of items matching ``where``, keyset-paginated on the queue order (``seq``)."""
         query = sa.select(items).where(*_conditions(where))
         if newest_first:
@@ -458,11 +469,23 @@ class ReviewStore:
         current = self.item(item_id)
         who = current.decided_by or self._last_editor(item_id) or "someone"
         when = current.decided_at.isoformat(timespec="seconds") if current.decided_at else ""
-        what = f"{current.state} by {who}" + (f" at {when}" if when else "") if current.decided_by else f"edited by {who}"
+        what = (
+            f"{current.state} by {who}" + (f" at {when}" if when else "") if current.decided_by else f"edited by {who}"
+        )
         with self._begin() as connection:
-            _event(connection, current, "conflict", actor, version=version,
-                   detail={"attempted": attempted, "current_version": current.version, "state": str(current.state),
-                           "decided_by": current.decided_by})  # fmt: skip
+            _event(
+                connection,
+                current,
+                "conflict",
+                actor,
+                version=version,
+                detail={
+                    "attempted": attempted,
+                    "current_version": current.version,
+                    "state": str(current.state),
+                    "decided_by": current.decided_by,
+                },
+            )
         logger.info("review conflict on item %s: %s lost to %s", item_id, actor, who)
         return ReviewConflict(
             f"this item was already {what} (version {current.version}, you had {version})",
@@ -494,8 +517,15 @@ class ReviewStore:
         try:
             with self._begin() as connection:
                 self._locked_update(connection, item, version, actor, {"regions": _dumps(_regions_json(regions))})
-                _event(connection, item, "boxes_edited", actor, version=version + 1,
-                       before=_regions_json(item.regions), after=_regions_json(regions))  # fmt: skip
+                _event(
+                    connection,
+                    item,
+                    "boxes_edited",
+                    actor,
+                    version=version + 1,
+                    before=_regions_json(item.regions),
+                    after=_regions_json(regions),
+                )
         except ReviewConflict:
             raise self._conflict(item_id, version, actor, "boxes_edited") from None
         return self.item(item_id)
@@ -542,10 +572,16 @@ class ReviewStore:
         try:
             with self._begin() as connection:
                 self._locked_update(connection, item, version, actor, values)
-                _event(connection, item, str(state), actor, version=version + 1,
-                       before=_regions_json(item.regions), after=_regions_json(decision.regions),
-                       detail={"view": str(decision.view), "reason": decision.reason,
-                               "comment": decision.comment})  # fmt: skip
+                _event(
+                    connection,
+                    item,
+                    str(state),
+                    actor,
+                    version=version + 1,
+                    before=_regions_json(item.regions),
+                    after=_regions_json(decision.regions),
+                    detail={"view": str(decision.view), "reason": decision.reason, "comment": decision.comment},
+                )
         except ReviewConflict:
             raise self._conflict(item_id, version, actor, str(state)) from None
         logger.info("review item %s %s by %s", item_id, state, actor)

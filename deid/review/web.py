@@ -93,7 +93,7 @@ class ReviewContext:
 def _json_script(value: object) -> Markup:
     """JSON safe inside a ``<script type="application/json">`` element."""
     text = json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)  # noqa: S704 - escaped above for the script-data context
+    return Markup(text)
 
 
 def create_app(
@@ -180,8 +180,15 @@ def create_app(
     def signin_form(request: Request) -> Response:
         token = secrets.token_urlsafe(24)
         response = page("login.html", token=token, message=request.query_params.get("m", "")[:100])
-        response.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                            secure=context.secure_cookies, max_age=900)  # fmt: skip
+        response.set_cookie(
+            SIGNIN_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/login",
+            secure=context.secure_cookies,
+            max_age=900,
+        )
         return response
 
     @app.post("/login")
@@ -196,8 +203,10 @@ def create_app(
         address = request.client.host if request.client else "unknown"
         keys = [f"name:{name}", f"addr:{address}"]
         settings = context.config.review
-        if any(context.store.signin_failures(k, window_s=settings.signin_window_s) >= settings.max_failed_signins
-               for k in keys):  # fmt: skip
+        if any(
+            context.store.signin_failures(k, window_s=settings.signin_window_s) >= settings.max_failed_signins
+            for k in keys
+        ):
             logger.warning("sign-in refused for %s: too many failures", name or "(blank)")
             raise HTTPException(429, "too many failed sign-ins; wait and try again")
         reviewer = context.store.authenticate(name, password)
@@ -209,8 +218,15 @@ def create_app(
         session_token, _ = context.store.create_session(reviewer, hours=settings.session_hours)
         logger.info("%s signed in", reviewer.name)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, session_token, httponly=True, samesite="strict", path="/",
-                            secure=context.secure_cookies, max_age=int(settings.session_hours * 3600))  # fmt: skip
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_token,
+            httponly=True,
+            samesite="strict",
+            path="/",
+            secure=context.secure_cookies,
+            max_age=int(settings.session_hours * 3600),
+        )
         response.delete_cookie(SIGNIN_COOKIE, path="/login")
         return response
 
@@ -237,20 +253,31 @@ def create_app(
         counts = context.store.counts_by_reason()
         query = {k: v for k, v in request.query_params.items() if k != "after"}
         next_url = "/?" + urlencode({**query, "after": listed.next_after}) if listed.next_after else ""
-        return page("queue.html", session=session, items=listed.items, counts=counts, next_url=next_url,
-                    query=query, kinds=KIND_KEYS, states=list(ItemState), routes=list(Route),
-                    filter_suffix=("?" + urlencode(query)) if query else "")  # fmt: skip
+        return page(
+            "queue.html",
+            session=session,
+            items=listed.items,
+            counts=counts,
+            next_url=next_url,
+            query=query,
+            kinds=KIND_KEYS,
+            states=list(ItemState),
+            routes=list(Route),
+            filter_suffix=("?" + urlencode(query)) if query else "",
+        )
 
     @app.get("/api/items")
     def list_api(request: Request, session: Signed) -> Response:
         where, after = _filter_from(request)
         limit = _int(request.query_params.get("limit"), context.config.review.page_size, 1, 1000)
         listed = context.store.list_items(where, after=after, limit=limit)
-        return JSONResponse({
-            "items": [item.to_json() for item in listed.items],
-            "next_after": listed.next_after,
-            "counts": context.store.counts_by_reason(),
-        })  # fmt: skip
+        return JSONResponse(
+            {
+                "items": [item.to_json() for item in listed.items],
+                "next_after": listed.next_after,
+                "counts": context.store.counts_by_reason(),
+            }
+        )
 
     # one item ----------------------------------------------------------------
 
@@ -265,8 +292,14 @@ def create_app(
         data["prev_url"] = f"/items/{previous}{suffix}" if previous else ""
         data["next_url"] = f"/items/{following}{suffix}" if following else ""
         data["queue_url"] = "/" + suffix
-        return page("item.html", session=session, item=item, data=data, kinds=KIND_KEYS,
-                    exclude_reasons=context.config.review.exclude_reasons)  # fmt: skip
+        return page(
+            "item.html",
+            session=session,
+            item=item,
+            data=data,
+            kinds=KIND_KEYS,
+            exclude_reasons=context.config.review.exclude_reasons,
+        )
 
     @app.get("/api/items/{item_id}")
     def item_api(item_id: str, session: Signed) -> Response:
@@ -383,10 +416,15 @@ def create_app(
         regions = regions_of(item, body["regions"], session) if "regions" in body else None
         try:
             decision = reviewer_decision(
-                item, verdict, view=view, regions=regions, reason=str(body.get("reason", "")),
-                comment=str(body.get("comment", "")), exclude_reasons=context.config.review.exclude_reasons,
+                item,
+                verdict,
+                view=view,
+                regions=regions,
+                reason=str(body.get("reason", "")),
+                comment=str(body.get("comment", "")),
+                exclude_reasons=context.config.review.exclude_reasons,
                 role=session.reviewer.role,
-            )  # fmt: skip
+            )
         except PermissionError as error:
             raise HTTPException(403, str(error)) from None
         except ValueError as error:
@@ -396,10 +434,14 @@ def create_app(
         except ReviewConflict as error:
             return JSONResponse({"error": str(error)}, status_code=409)
         _, following = context.store.neighbours(decided, QueueFilter())
-        return JSONResponse({
-            "state": str(decided.state), "version": decided.version, "decided_by": decided.decided_by,
-            "next_url": f"/items/{following}" if following else "/",
-        })  # fmt: skip
+        return JSONResponse(
+            {
+                "state": str(decided.state),
+                "version": decided.version,
+                "decided_by": decided.decided_by,
+                "next_url": f"/items/{following}" if following else "/",
+            }
+        )
 
     return app
 
@@ -471,7 +513,9 @@ def _filter_from(request: Request) -> tuple[QueueFilter, int]:
     """The queue filter and page key from the query string (unknown values are ignored, never echoed into SQL)."""
     query = request.query_params
     state_text = query.get("state", "pending")
-    state = None if state_text == "all" else ItemState(state_text) if state_text in set(ItemState) else ItemState.PENDING
+    state = (
+        None if state_text == "all" else ItemState(state_text) if state_text in set(ItemState) else ItemState.PENDING
+    )
     kind = RegionKind(query["kind"]) if query.get("kind") in set(RegionKind) else None
     route = Route(query["route"]) if query.get("route") in set(Route) else None
     audit = {"1": True, "0": False}.get(query.get("audit", ""))

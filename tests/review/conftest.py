@@ -64,7 +64,9 @@ class Served:
         form = client.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
         assert token, form.text
-        done = client.post("/login", data={"csrf_token": token.group(1), "name": name, "password": self.passwords[name]})
+        done = client.post(
+            "/login", data={"csrf_token": token.group(1), "name": name, "password": self.passwords[name]}
+        )
         assert done.status_code == 303 and done.headers["location"] == "/", done.text
         page = client.get("/")
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text)

@@ -1,4 +1,4 @@
-"""The Done-when test: a reviewer in real headless Chromium draws a missed face, approves with a key, the flow applies it."""
+"""The Done-when test: in real headless Chromium a reviewer draws a missed face and approves with a key."""
 
 from __future__ import annotations
 
@@ -31,15 +31,19 @@ REPO = Path(__file__).resolve().parents[2]
 def _run_review_flow(served: Served, tmp_path: Path) -> str:
     """The `review` Prefect flow in its own process (it starts a temporary local Prefect server)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(REPO),
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")  # a shared 2-core machine is slow
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PYTHONPATH=str(REPO),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+    )  # a shared 2-core machine is slow
     code = (
         "from flows.review import run_review; "
         f"s = run_review(workspace={str(served.built.workspace.root)!r}, config_path={str(CONFIG)!r}); "
         "print(s.to_json()['counts'])"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
-                          cwd=REPO, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

@@ -81,8 +81,9 @@ def test_reason_codes(reason: str, code: str) -> None:
 
 
 def _record(image_id: str, cid: str, status: Status, *reasons: str, staged: bool = True) -> ImageRecord:
-    return ImageRecord(image_id, cid, "ab" * 32, "x.png", status, staged_name=f"{image_id}.png" if staged else None,
-                       reasons=reasons)  # fmt: skip
+    return ImageRecord(
+        image_id, cid, "ab" * 32, "x.png", status, staged_name=f"{image_id}.png" if staged else None, reasons=reasons
+    )
 
 
 def test_routing_by_reason() -> None:
@@ -91,16 +92,26 @@ def test_routing_by_reason() -> None:
         _record("i2", "c2", Status.HELD, "case suppressed: k-anonymity"),
         _record("i3", "c3", Status.HELD, "unreadable_image: truncated", staged=False),
         _record("i4", "c4", Status.HELD, "self-reported body part face is in policy.hold_body_parts"),
-        _record("i5", "c5", Status.HELD, "case held: no_released_images: no image of this case made it", ),
+        _record(
+            "i5",
+            "c5",
+            Status.HELD,
+            "case held: no_released_images: no image of this case made it",
+        ),
         _record("i6", "c6", Status.OK, "no identifying region"),
     ]
-    statuses = {"c2": (Status.HELD, ("case suppressed: k-anonymity",)), "b/row-3": (Status.HELD, ("invalid_case_row: x",)),
-                "c5": (Status.HELD, ("case held: no_released_images: no image of this case made it",))}  # fmt: skip
+    statuses = {
+        "c2": (Status.HELD, ("case suppressed: k-anonymity",)),
+        "b/row-3": (Status.HELD, ("invalid_case_row: x",)),
+        "c5": (Status.HELD, ("case held: no_released_images: no image of this case made it",)),
+    }
     cases = {cid: Case(cid, "2025-01-01", body_parts=frozenset({"face"})) for cid in ("c1", "c2", "c3", "c4", "c5")}
     planned = {(c.subject_type, c.subject): c for c in plan_items(records, {}, statuses, cases, audit_share=1.0)}
     assert planned["image", "i1"].route is Route.IMAGE
     assert ("image", "i2") not in planned and planned["case", "c2"].route is Route.CASE
-    assert planned["image", "i3"].route is Route.EXCLUDE_ONLY and planned["image", "i3"].reason_code == "unreadable_image"
+    assert (
+        planned["image", "i3"].route is Route.EXCLUDE_ONLY and planned["image", "i3"].reason_code == "unreadable_image"
+    )
     assert ("image", "i4") not in planned and planned["case", "c4"].reason_code == "body_part_held"
     assert planned["image", "i5"].route is Route.IMAGE, "a derived case hold leaves the image to its own view"
     assert ("case", "c5") not in planned, "no case item for a case held only because its images are"
@@ -121,9 +132,18 @@ def test_audit_share_is_close_to_configured() -> None:
     assert 850 < taken < 1150
 
 
-@given(st.dictionaries(st.sampled_from(["kind", "box", "score", "mode", "dismissed", "note"]),
-                       st.one_of(st.none(), st.integers(-10**7, 10**7), st.floats(allow_nan=True), st.text(max_size=5),
-                                 st.lists(st.one_of(st.integers(-100, 10**7), st.floats()), max_size=5))))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.sampled_from(["kind", "box", "score", "mode", "dismissed", "note"]),
+        st.one_of(
+            st.none(),
+            st.integers(-(10**7), 10**7),
+            st.floats(allow_nan=True),
+            st.text(max_size=5),
+            st.lists(st.one_of(st.integers(-100, 10**7), st.floats()), max_size=5),
+        ),
+    )
+)
 def test_region_parser_accepts_only_valid_boxes_inside_the_image(data: dict[str, object]) -> None:
     try:
         parsed = ReviewRegion.from_json(data, shape=(600, 800))
@@ -194,8 +214,13 @@ def test_optimistic_locking_names_who_decided(store: ReviewStore) -> None:
     with pytest.raises(ReviewNotFound):
         store.item("0" * 32)
     events = [(e.event, e.actor) for e in store.events(item.item_id)]
-    assert events == [("queued", "queue"), ("boxes_edited", "ana"), ("conflict", "ben"), ("approved", "ana"),
-                      ("conflict", "ben")]  # fmt: skip
+    assert events == [
+        ("queued", "queue"),
+        ("boxes_edited", "ana"),
+        ("conflict", "ben"),
+        ("approved", "ana"),
+        ("conflict", "ben"),
+    ]
 
 
 def test_concurrent_decisions_one_wins(store: ReviewStore) -> None:
@@ -225,8 +250,19 @@ def test_queue_and_apply_on_a_postgres_ledger(postgres_url: str, tmp_path: Path)
     """The whole chain on a real PostgreSQL ledger: pipeline, queue, decide, apply."""
     engine = sa.create_engine(postgres_url)
     with engine.begin() as connection:
-        for table in ("review_events", "review_items", "review_sessions", "review_signin_failures", "review_users",
-                      "events", "matches", "decisions", "regions", "images", "contributions"):  # fmt: skip
+        for table in (
+            "review_events",
+            "review_items",
+            "review_sessions",
+            "review_signin_failures",
+            "review_users",
+            "events",
+            "matches",
+            "decisions",
+            "regions",
+            "images",
+            "contributions",
+        ):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
     engine.dispose()
     built = build_workspace(tmp_path, ledger_url=postgres_url)
@@ -249,12 +285,15 @@ def _decide_and_apply(built: Built) -> None:
     store.decide(held.item_id, 1, ReviewDecision(Verdict.APPROVE, Route.IMAGE, (*held.regions, face)), actor="ana")
     missed = ReviewRegion(Region(RegionKind.TEXT, Box(10, 10, 60, 30), 1.0, "review:ben"))
     store.decide(audit.item_id, 1, ReviewDecision(Verdict.APPROVE, Route.IMAGE, (missed,)), actor="ben")
-    store.decide(unreadable.item_id, 1, ReviewDecision(Verdict.EXCLUDE, Route.EXCLUDE_ONLY, reason="unusable"),
-                 actor="ana")  # fmt: skip
+    store.decide(
+        unreadable.item_id, 1, ReviewDecision(Verdict.EXCLUDE, Route.EXCLUDE_ONLY, reason="unusable"), actor="ana"
+    )
     summary = apply_decisions(built.workspace, built.ledger, store, built.config)
     assert summary.count("staged") == 2 and summary.count("excluded") == 1 and summary.count("failed") == 0
     assert not store.decided_unapplied()
-    assert apply_decisions(built.workspace, built.ledger, store, built.config).applied == (), "applying twice is a no-op"
+    assert apply_decisions(built.workspace, built.ledger, store, built.config).applied == (), (
+        "applying twice is a no-op"
+    )
     assert built.ledger.image(held.subject).status is Status.OK
     record = built.ledger.image(unreadable.subject)
     assert record.status is Status.EXCLUDED and "review:ana" in record.reasons[0]

@@ -62,8 +62,11 @@ def test_every_state_changing_route_refuses_a_forged_csrf_token(served: Served) 
     # The sign-in form has its own token: a POST without it is refused too.
     assert served.client().post("/login", data={"name": "ana", "password": served.passwords["ana"]}).status_code == 403
     # Same token, foreign origin: refused.
-    foreign = client.post(f"/api/items/{item_id}/comment", json={"version": 1, "comment": "x"},
-                          headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"})  # fmt: skip
+    foreign = client.post(
+        f"/api/items/{item_id}/comment",
+        json={"version": 1, "comment": "x"},
+        headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
+    )
     assert foreign.status_code == 403
     assert served.store.item(item_id).version == 1, "nothing was changed by a refused request"
 
@@ -116,9 +119,21 @@ def test_path_traversal_on_every_id_route_is_404(served: Served) -> None:
     fake = "ab" * 16
     (previews / f"{fake}_match.png").symlink_to("/etc/passwd")
     attempts = [
-        "..", "../..", "%2e%2e", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..%2F..%2Fledger.db", "%2Fetc%2Fpasswd",
-        "/etc/passwd", "%252e%252e", "....//", fake, image_id, real.upper(), real + "%00", "..%5c..%5cledger.db",
-    ]  # fmt: skip
+        "..",
+        "../..",
+        "%2e%2e",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..%2F..%2Fledger.db",
+        "%2Fetc%2Fpasswd",
+        "/etc/passwd",
+        "%252e%252e",
+        "....//",
+        fake,
+        image_id,
+        real.upper(),
+        real + "%00",
+        "..%5c..%5cledger.db",
+    ]
     id_routes = [p for m, p in _routes(served) if m == "GET" and "{item_id}" in p]
     assert len(id_routes) >= 6
     for path in id_routes:
@@ -128,7 +143,9 @@ def test_path_traversal_on_every_id_route_is_404(served: Served) -> None:
         if "{position}" in path:
             case_item = served.item_id(route="case")
             for attempt in ("..", "%2e%2e", "0", "-1", "/etc/passwd", "99", "1.0"):
-                status = _raw_get(served.url, path.replace("{item_id}", case_item).replace("{position}", attempt), cookie)
+                status = _raw_get(
+                    served.url, path.replace("{item_id}", case_item).replace("{position}", attempt), cookie
+                )
                 assert status == 404, f"{path} position {attempt!r} answered {status}"
     assert _raw_get(served.url, f"/items/{real}/match.png", cookie) == 404, "a symlinked preview is never followed"
     assert _raw_get(served.url, f"/items/{real}/original.png", cookie) == 200
@@ -146,8 +163,9 @@ def test_two_concurrent_decisions_give_one_200_and_one_409_and_both_are_recorded
         client, csrf = reviewers[index]
         barrier.wait()
         body = {"version": 1, "verdict": "approve", "view": "image"}
-        results[["ana", "ben"][index]] = client.post(f"/api/items/{item_id}/decide", json=body,
-                                                     headers={"X-CSRF-Token": csrf})  # fmt: skip
+        results[["ana", "ben"][index]] = client.post(
+            f"/api/items/{item_id}/decide", json=body, headers={"X-CSRF-Token": csrf}
+        )
 
     threads = [threading.Thread(target=decide, args=(i,)) for i in range(2)]
     for thread in threads:
@@ -172,17 +190,23 @@ def test_a_case_hold_cannot_be_approved_from_an_image_view(served: Served) -> No
     case_item = served.item_id(route="case")
     client, csrf = served.sign_in("root")  # even an admin
     for view in ("image", "exclude_only"):
-        refused = client.post(f"/api/items/{case_item}/decide", json={"version": 1, "verdict": "approve", "view": view},
-                              headers={"X-CSRF-Token": csrf})  # fmt: skip
+        refused = client.post(
+            f"/api/items/{case_item}/decide",
+            json={"version": 1, "verdict": "approve", "view": view},
+            headers={"X-CSRF-Token": csrf},
+        )
         assert refused.status_code == 403, refused.text
-    boxes = client.post(f"/api/items/{case_item}/boxes", json={"version": 1, "regions": []},
-                        headers={"X-CSRF-Token": csrf})  # fmt: skip
+    boxes = client.post(
+        f"/api/items/{case_item}/boxes", json={"version": 1, "regions": []}, headers={"X-CSRF-Token": csrf}
+    )
     assert boxes.status_code == 403
     assert served.store.item(case_item).state == "pending"
     # A reviewer may not lift an under-age hold even from the case view; an admin may.
     reviewer, token = served.sign_in("ana")
     body = {"version": 1, "verdict": "approve", "view": "case"}
-    assert reviewer.post(f"/api/items/{case_item}/decide", json=body, headers={"X-CSRF-Token": token}).status_code == 403
+    assert (
+        reviewer.post(f"/api/items/{case_item}/decide", json=body, headers={"X-CSRF-Token": token}).status_code == 403
+    )
     assert client.post(f"/api/items/{case_item}/decide", json=body, headers={"X-CSRF-Token": csrf}).status_code == 200
 
 
@@ -200,17 +224,21 @@ def test_an_unreadable_file_can_only_be_excluded_with_its_error_shown(served: Se
     assert excluded.status_code == 200, excluded.text
 
 
-@pytest.mark.parametrize("bad", [
-    pytest.param({"kind": "face", "box": [10, 10, -5, 5]}, id="negative-width"),
-    pytest.param({"kind": "nose", "box": [10, 10, 5, 5]}, id="unknown-kind"),
-    pytest.param({"kind": "face", "box": [9000, 9000, 5, 5]}, id="outside"),
-    pytest.param({"kind": "face", "box": ["1", 2, 3, 4]}, id="string"),
-    pytest.param({"kind": "face", "box": [1, 2, 3]}, id="short"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param({"kind": "face", "box": [10, 10, -5, 5]}, id="negative-width"),
+        pytest.param({"kind": "nose", "box": [10, 10, 5, 5]}, id="unknown-kind"),
+        pytest.param({"kind": "face", "box": [9000, 9000, 5, 5]}, id="outside"),
+        pytest.param({"kind": "face", "box": ["1", 2, 3, 4]}, id="string"),
+        pytest.param({"kind": "face", "box": [1, 2, 3]}, id="short"),
+    ],
+)
 def test_bad_boxes_are_refused_and_change_nothing(served: Served, bad: dict[str, object]) -> None:
     item_id = served.item_id(route="image")
     client, csrf = served.sign_in("ana")
-    response = client.post(f"/api/items/{item_id}/boxes", json={"version": 1, "regions": [bad]},
-                           headers={"X-CSRF-Token": csrf})  # fmt: skip
+    response = client.post(
+        f"/api/items/{item_id}/boxes", json={"version": 1, "regions": [bad]}, headers={"X-CSRF-Token": csrf}
+    )
     assert response.status_code == 400
     assert served.store.item(item_id).version == 1
