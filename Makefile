@@ -4,9 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the tests use: exiftool (independent metadata reader) and
-# postgresql (the ledger's server-database test starts a real server).
-APT_PACKAGES := libimage-exiftool-perl postgresql
+# Debian packages the tests use: exiftool (independent metadata reader),
+# postgresql (the ledger's server-database test starts a real server) and
+# chromium (the review page's browser test drives it through Playwright).
+APT_PACKAGES := libimage-exiftool-perl postgresql chromium
 
 .PHONY: demo test venv apt lint clean
 
@@ -29,9 +30,11 @@ demo: $(STAMP)
 	rm -rf workspace/public-index
 	$(BIN)/deid index add --index workspace/public-index sample_data/public
 	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace --config sample_data/deid.toml
+	@echo "Review the held items: $(BIN)/deid review add-user NAME --workspace workspace (prints a one-time password),"; \
+	echo "then $(BIN)/deid review serve --workspace workspace and open http://127.0.0.1:8765/ to sign in."
 
 apt:
-	@if [ "$$(id -u)" = 0 ] && ! (command -v exiftool && ls /usr/lib/postgresql/*/bin/postgres) >/dev/null 2>&1; then \
+	@if [ "$$(id -u)" = 0 ] && ! (command -v exiftool && ls /usr/lib/postgresql/*/bin/postgres && test -x /usr/bin/chromium) >/dev/null 2>&1; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
 	fi
 

@@ -102,6 +102,7 @@ items = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("subject_type", "subject", name="uq_review_subject"),
     sa.Index("ix_review_state_seq", "state", "seq"),
+    sa.Index("ix_review_state_reason", "state", "reason_code"),  # counts by reason from the index alone
     sa.Index("ix_review_reason_state_seq", "reason_code", "state", "seq"),
 )
 
