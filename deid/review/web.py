@@ -207,12 +207,12 @@ def create_app(
             context.store.signin_failures(k, window_s=settings.signin_window_s) >= settings.max_failed_signins
             for k in keys
         ):
-            logger.warning("sign-in refused for %s: too many failures", name or "(blank)")
+            logger.warning("sign-in refused from %s: too many failures", address)
             raise HTTPException(429, "too many failed sign-ins; wait and try again")
         reviewer = context.store.authenticate(name, password)
         if reviewer is None:
             context.store.record_signin_failure(keys)
-            logger.info("failed sign-in for %s", name or "(blank)")
+            logger.info("failed sign-in from %s", address)  # the typed name may be anything: never logged
             return RedirectResponse("/login?" + urlencode({"m": "wrong name or password"}), status_code=303)
         context.store.clear_signin_failures(keys)
         session_token, _ = context.store.create_session(reviewer, hours=settings.session_hours)
