@@ -30,6 +30,7 @@ from deid.errors import DeidError
 from deid.io import load_image
 from deid.ledger import Ledger
 from deid.redact import render_decision
+from deid.release import write_manifest
 from deid.review.queue import (
     CASE_CODES,
     ERROR_CODES,
@@ -185,6 +186,8 @@ def apply_decisions(workspace: Workspace, ledger: Ledger, store: ReviewStore, co
         store.mark_applied(item, actor=APPLY_ACTOR, detail={"outcome": outcome, "detail": detail})
         logger.info("applied review item %s: %s", item.item_id, outcome)
         done.append(AppliedItem(item.item_id, item.subject, outcome, detail))
+    if any(a.outcome in ("staged", "excluded", "held") for a in done):
+        write_manifest(workspace.staged)  # staged/ changed: its manifest must list what is there now
     return ApplySummary(tuple(done))
 
 

@@ -61,3 +61,8 @@ def test_review_commands_list_show_decide_apply_report_export(
     approved = next(e for e in trail if e["event"] == "approved")
     assert approved["actor"] == "cleo" and any(r["kind"] == "face" for r in approved["after"])
     assert approved["model"] is not None
+
+
+def test_serve_refuses_a_public_address_unless_asked(workspace: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, workspace, "serve", "--host", "0.0.0.0")
+    assert code == EXIT_ERROR and "refusing to listen on 0.0.0.0" in err

@@ -295,6 +295,9 @@ def _decide_and_apply(built: Built) -> None:
         "applying twice is a no-op"
     )
     assert built.ledger.image(held.subject).status is Status.OK
+    manifest = (built.workspace.staged / "manifest.json").read_text()
+    assert f"images/{held.subject}.png" in manifest, "the manifest lists the newly staged image"
+    assert unreadable.subject not in manifest
     record = built.ledger.image(unreadable.subject)
     assert record.status is Status.EXCLUDED and "review:ana" in record.reasons[0]
     report = audit_report(store.audit_items())
