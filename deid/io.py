@@ -217,10 +217,24 @@ def load_image(path: str | Path, settings: InputSettings, *, data: bytes | None 
         ) from error
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UnreadableImage(f"decompression bomb refused: {error}", path=file) from error
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, MemoryError) as error:
+    except _DECODER_FAILURES as error:
         raise UnreadableImage(
             f"cannot decode image: {error}", path=file, hint="the file is truncated or corrupt"
         ) from error
+
+
+# What Pillow's decoders raise on damaged bytes; RuntimeError is the AVIF decoder's (libavif) failure.
+_DECODER_FAILURES = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    MemoryError,
+    RuntimeError,
+)
 
 
 def _allowed(settings: InputSettings) -> str:
@@ -235,9 +249,7 @@ def _name_note(file: Path, fmt: str) -> str | None:
     return f"input.name_mismatch: named {suffix}, content {fmt}"
 
 
-def _decode(
-    opened: Image.Image, file: Path, settings: InputSettings, sniffed: str, libtiff: list[str]
-) -> LoadedImage:
+def _decode(opened: Image.Image, file: Path, settings: InputSettings, sniffed: str, libtiff: list[str]) -> LoadedImage:
     fmt = (opened.format or "").upper()
     if CONTAINERS.get(fmt) != _SNIFFED_CONTAINERS.get(sniffed, sniffed):
         raise UnsupportedFormat(

@@ -45,7 +45,7 @@ import pillow_heif
 from PIL import Image
 
 from deid.config import InputSettings, OutputSettings
-from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
+from deid.errors import DeidError, InputError, UnreadableImage
 from deid.io import content_format, load_image, write_atomic
 from deid.png import encode_png_fast
 from deid.types import RGBImage

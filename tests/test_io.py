@@ -125,7 +125,7 @@ def test_a_format_off_the_allow_list_is_refused_by_content(tmp_path: Path) -> No
 
 
 def test_an_unknown_allowed_format_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="input.allowed_formats"):
+    with pytest.raises(ConfigError, match=r"input\.allowed_formats"):
         InputSettings(("JPEG", "JPG"), 10, 10, "first")
 
 
