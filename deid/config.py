@@ -28,9 +28,17 @@ DEFAULT_CONFIG_NAME = "default.toml"
 OptionValue = bool | int | float | str
 
 
+# Formats deid.io can read (Pillow's names); input.allowed_formats picks among them.
+INPUT_FORMATS = ("AVIF", "GIF", "HEIF", "JPEG", "MPO", "PNG", "TIFF", "WEBP")
+
+
 @dataclass(frozen=True, slots=True)
 class InputSettings:
-    """What the loader accepts."""
+    """What the loader accepts.
+
+    ``allowed_formats`` names formats as Pillow does, decided by content
+    (never by the file name); each must be one of :data:`INPUT_FORMATS`.
+    """
 
     allowed_formats: tuple[str, ...]
     max_pixels: int
@@ -41,6 +49,8 @@ class InputSettings:
     def __post_init__(self) -> None:
         _require(self.max_pixels > 0, "input.max_pixels", "must be positive")
         _require(self.max_file_bytes > 0, "input.max_file_bytes", "must be positive")
+        unknown = sorted(set(self.allowed_formats) - set(INPUT_FORMATS))
+        _require(not unknown, "input.allowed_formats", f"{unknown} unknown; choose from {list(INPUT_FORMATS)}")
 
 
 @dataclass(frozen=True, slots=True)

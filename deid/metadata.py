@@ -45,15 +45,14 @@ import pillow_heif
 from PIL import Image
 
 from deid.config import InputSettings, OutputSettings
-from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
-from deid.io import load_image, write_atomic
+from deid.errors import DeidError, InputError, UnreadableImage
+from deid.io import content_format, load_image, write_atomic
 from deid.png import encode_png_fast
 from deid.types import RGBImage
 from deid.verify_bytes import (
     Layout,
     heif_items,
     png_image_data_problems,
-    sniff_format,
     verify_clean,
     walk_isobmff,
     walk_jpeg,
@@ -394,7 +393,9 @@ def inspect_metadata(path: str | Path, *, data: bytes | None = None) -> Metadata
     UnreadableImage
         If the file cannot be read or is empty.
     UnsupportedFormat
-        If the bytes are not JPEG, PNG, WebP, HEIF, TIFF or GIF.
+        If the bytes are not JPEG, PNG, WebP, HEIF, AVIF, TIFF (BigTIFF
+        included) or GIF: the same decision, by the same reader
+        (:func:`deid.io.content_format`), as :func:`deid.io.load_image`.
 
     Examples
     --------
@@ -410,12 +411,9 @@ def inspect_metadata(path: str | Path, *, data: bytes | None = None) -> Metadata
             raise UnreadableImage(f"cannot read file: {error.strerror}", path=file) from error
     if not data:
         raise UnreadableImage("file is empty (0 bytes)", path=file)
-    fmt = sniff_format(data)
-    inspector = _INSPECTORS.get(fmt)
-    if inspector is None:
-        raise UnsupportedFormat("not a JPEG, PNG, WebP, HEIF, TIFF or GIF file", path=file)
+    fmt = content_format(data, file)
     found = _Found()
-    inspector(data, found)
+    _INSPECTORS[fmt](data, found)
     frames = _count_frames(data, found)
     if frames > 1:
         found.container("frames", -1, 0, f"{frames} frames; only the first can be released")
@@ -743,10 +741,15 @@ _TIFF_BLOCKS = (
 
 def _inspect_tiff(data: bytes, found: _Found) -> None:
     found.container("tiff.ifd0", 4, 0, "TIFF image file directory (every TIFF has one)")
-    _inspect_exif(data, found)
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    if not big:
+        _inspect_exif(data, found)
     try:
         with _pillow_warnings(found, "tiff"), Image.open(io.BytesIO(data)) as image:
             tags = dict(getattr(image, "tag_v2", {}))
+            if big:
+                # BigTIFF has 8-byte offsets that piexif and the EXIF walker do not read; Pillow does.
+                _report_exif(_exif_tables(image.getexif()), found)
     except Exception as error:  # Pillow and libheif raise anything on hostile bytes: report it, never crash
         found.errors.append(f"tiff: cannot read tags ({error})")
         return
@@ -791,6 +794,7 @@ _INSPECTORS = {
     "PNG": _inspect_png,
     "WEBP": _inspect_webp,
     "HEIF": _inspect_heif,
+    "AVIF": _inspect_heif,
     "TIFF": _inspect_tiff,
     "GIF": _inspect_gif,
 }
@@ -890,6 +894,11 @@ def _inspect_exif(tiff: bytes, found: _Found) -> None:
         except Exception as error:  # piexif raises anything on malformed real-world EXIF; report, go on
             found.errors.append(f"exif: piexif cannot parse the block ({type(error).__name__}: {error})")
             loaded = _exif_with_pillow(tiff, found)
+    _report_exif(loaded, found)
+
+
+def _report_exif(loaded: dict[str, object], found: _Found) -> None:
+    """Containers and findings for EXIF tables keyed as piexif keys them (``0th``, ``Exif``, ``GPS``...)."""
     for ifd, kind in _IFD_CONTAINERS.items():
         entries = loaded.get(ifd) or {}
         if not isinstance(entries, dict) or not entries:
@@ -942,13 +951,19 @@ def _exif_with_pillow(tiff: bytes, found: _Found) -> dict[str, object]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             exif.load(b"Exif\x00\x00" + tiff)
-            result: dict[str, object] = {"0th": dict(exif.items())}
-            for ifd, pointer in (("Exif", 0x8769), ("GPS", 0x8825)):
-                result[ifd] = dict(exif.get_ifd(pointer).items())
+            result = _exif_tables(exif)
         found.errors.extend(f"exif: Pillow: {warning.message}" for warning in caught)
     except Exception as error:  # the fallback parses hostile bytes too; a failure is reported, not raised
         found.errors.append(f"exif: Pillow cannot parse the block either ({type(error).__name__}: {error})")
         return {}
+    return result
+
+
+def _exif_tables(exif: Image.Exif) -> dict[str, object]:
+    """Pillow's EXIF as piexif-style tables: IFD0, and the Exif and GPS sub-IFDs."""
+    result: dict[str, object] = {"0th": dict(exif.items())}
+    for ifd, pointer in (("Exif", 0x8769), ("GPS", 0x8825)):
+        result[ifd] = dict(exif.get_ifd(pointer).items())
     return result
 
 

@@ -107,8 +107,20 @@ class _Walk:
         return Layout(self.format, tuple(self.parts), self.end, tuple(self.problems))
 
 
+_AVIF_BRANDS = frozenset({b"avif", b"avis", b"avio"})
+# Still-image brands of HEIF (HEVC and the generic MIAF/HEIF structural brands); MP4 and QuickTime
+# (isom, mp42, qt  ...) share the box structure but are videos, not images.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"})
+_TIFF_HEADERS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic TIFF and BigTIFF
+
+
 def sniff_format(data: bytes) -> str:
-    """Name the container format from the first bytes: JPEG, PNG, WEBP, HEIF, TIFF, GIF or UNKNOWN."""
+    """Name the container format from the first bytes: JPEG, PNG, WEBP, HEIF, AVIF, TIFF, GIF or UNKNOWN.
+
+    TIFF covers BigTIFF (``II+``/``MM+``). An ISO base media file is HEIF or
+    AVIF by its brands (AVIF when an AV1 brand is named and no HEVC one);
+    one with no still-image brand (an MP4 or QuickTime video) is UNKNOWN.
+    """
     if data.startswith(b"\xff\xd8"):
         return "JPEG"
     if data.startswith(PNG_SIGNATURE):
@@ -116,11 +128,24 @@ def sniff_format(data: bytes) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     if data[4:8] == b"ftyp":
-        return "HEIF"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _isobmff_brand(data)
+    if data[:4] in _TIFF_HEADERS:
         return "TIFF"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
+    return "UNKNOWN"
+
+
+def _isobmff_brand(data: bytes) -> str:
+    """HEIF, AVIF or UNKNOWN from the ``ftyp`` box's major and compatible brands."""
+    size = int.from_bytes(data[:4], "big")
+    end = min(len(data), size if 16 <= size <= 4096 else 16)
+    brands = {data[8:12]} | {data[at : at + 4] for at in range(16, end - 3, 4)}
+    hevc = brands & (_HEIF_BRANDS - {b"mif1", b"msf1"})
+    if brands & _AVIF_BRANDS and not hevc:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        return "HEIF"
     return "UNKNOWN"
 
 
@@ -726,7 +751,7 @@ def _check_mdat_coverage(layout: Layout, problems: list[str]) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
-_CHECKS = {"JPEG": _check_jpeg, "PNG": _check_png, "WEBP": _check_webp, "HEIF": _check_heif}
+_CHECKS = {"JPEG": _check_jpeg, "PNG": _check_png, "WEBP": _check_webp, "HEIF": _check_heif, "AVIF": _check_heif}
 
 
 def verify_clean(data: bytes, *, path: str | Path | None = None, decode: bool = True) -> VerifyReport:
@@ -775,7 +800,7 @@ def verify_clean(data: bytes, *, path: str | Path | None = None, decode: bool = 
     problems: list[str] = []
     check = _CHECKS.get(fmt)
     if check is None:
-        problems.append(f"format {fmt} is not a release format (only JPEG, PNG, WebP and HEIF are checked)")
+        problems.append(f"format {fmt} is not a release format (only JPEG, PNG, WebP, HEIF and AVIF are checked)")
         return VerifyReport(False, fmt, tuple(problems), where)
     check(data, problems)
     if decode and not problems:

@@ -28,12 +28,17 @@ OK = "ok"  # decoded and processed: released, or held only by the region policy,
 
 @dataclass(frozen=True)
 class HostileFile:
-    """A file and the outcome expected for it: ``OK`` or an error code plus words from the reason."""
+    """A file and the outcome expected for it: ``OK`` or an error code plus words from the reason.
+
+    ``note`` is a reason an ``OK`` file must carry in the ledger (the name-mismatch note of a file
+    whose name lies about its content).
+    """
 
     name: str
     payload: bytes
     expect: str
     reason_words: str = ""
+    note: str = ""
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -149,6 +154,65 @@ def orientation(value: int) -> bytes:
     )
 
 
+# The inverse of each EXIF orientation: applied to an upright picture it gives the pixels a camera
+# stores with that tag, so that the tag's own transform turns them upright again.
+STORED_AS: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def asymmetric_picture(width: int = 96, height: int = 64) -> np.ndarray:
+    """An upright picture no flip or rotation maps onto itself: four coloured quadrants and a white corner mark."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    half_h, half_w = height // 2, width // 2
+    pixels[:half_h, :half_w] = (220, 40, 40)
+    pixels[:half_h, half_w:] = (40, 40, 220)
+    pixels[half_h:, :half_w] = (230, 200, 60)
+    pixels[half_h:, half_w:] = (40, 180, 60)
+    pixels[: height // 6, : width // 8] = 255
+    return pixels
+
+
+def oriented(fmt: str, orientation: int, picture: np.ndarray | None = None) -> bytes:
+    """``picture`` stored as a camera would with EXIF ``orientation`` (1..8), encoded as ``fmt``."""
+    upright = Image.fromarray(asymmetric_picture() if picture is None else picture)
+    stored = upright.transpose(STORED_AS[orientation]) if orientation in STORED_AS else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    options: dict[str, object] = {"quality": 95} if fmt in ("JPEG", "WEBP", "HEIF", "AVIF") else {}
+    return _encode(stored, fmt, exif=exif.tobytes(), **options)
+
+
+def fax_tiff(*, damaged: bool) -> bytes:
+    """A CCITT G3 (fax) TIFF of a checkerboard in 4 strips; ``damaged`` fills strip 2 with random bytes.
+
+    libtiff's fax decoder reports "Bad code word" for the damaged strip and carries on, leaving it
+    white; Pillow raises nothing. This is the partial decode the loader must refuse.
+    """
+    yy, xx = np.mgrid[0:256, 0:256]
+    board = Image.fromarray((xx // 16 + yy // 16) % 2 == 0)
+    data = bytearray(_encode(board, "TIFF", compression="group3", tiffinfo={278: 64}))
+    if damaged:
+        with Image.open(io.BytesIO(bytes(data))) as image:
+            offset, count = image.tag_v2[273][1], image.tag_v2[279][1]
+        data[offset : offset + count] = np.random.default_rng(1).integers(0, 256, count, dtype=np.uint8).tobytes()
+    return bytes(data)
+
+
+def bigtiff(*, make: str = "") -> bytes:
+    """A BigTIFF (8-byte offsets) skin patch; ``make`` sets the IFD0 camera make."""
+    exif = Image.Exif()
+    if make:
+        exif[0x010F] = make
+    return _encode(Image.fromarray(skin_photo(21, (160, 120))), "TIFF", big_tiff=True, exif=exif.tobytes())
+
+
 def face_hidden_by_alpha() -> bytes:
     """An RGBA PNG: the astronaut's face is in the colour channels but fully transparent."""
     rgba = np.dstack([data.astronaut(), np.full((512, 512), 255, np.uint8)])
@@ -204,9 +268,37 @@ def hostile_files() -> list[HostileFile]:
         HostileFile("empty.jpg", b"", "unreadable_image", "empty"),
         HostileFile("truncated.jpg", good_jpeg[: len(good_jpeg) // 2], "unreadable_image", "truncated"),
         HostileFile("truncated.png", _encode(Image.fromarray(skin_photo(13)), "PNG")[:5000], "unreadable_image", ""),
+        # The content decides the format, not the name: an allowed format under a lying name is
+        # processed, and the ledger notes that the name lied. (These were refused before issue 17.)
         HostileFile(
-            "png_named.jpg", _encode(Image.fromarray(skin_photo(14)), "PNG"), "unsupported_format", "content is PNG"
+            "png_named.jpg",
+            _encode(Image.fromarray(skin_photo(14)), "PNG"),
+            OK,
+            note="input.name_mismatch: named .jpg, content PNG",
         ),
+        HostileFile(
+            "webp_named.jpg",
+            _encode(Image.fromarray(skin_photo(22)), "WEBP", quality=90),
+            OK,
+            note="input.name_mismatch: named .jpg, content WEBP",
+        ),
+        HostileFile("phone.avif", _encode(Image.fromarray(skin_photo(23)), "AVIF", quality=90), OK),
+        HostileFile(
+            "avif_named.heic",
+            _encode(Image.fromarray(skin_photo(24)), "AVIF", quality=90),
+            OK,
+            note="input.name_mismatch: named .heic, content AVIF",
+        ),
+        HostileFile("orientation_6.tif", oriented("TIFF", 6, skin_photo(25)), OK),
+        HostileFile("bigtiff.tif", bigtiff(), OK),
+        HostileFile("fax_bad_strip.tif", fax_tiff(damaged=True), "unreadable_image", "partial decode"),
+        HostileFile(
+            "video_named.heic",
+            struct.pack(">I", 24) + b"ftypisom\x00\x00\x02\x00isommp41" + b"\x00" * 64,
+            "unsupported_format",
+            "not a recognised image format",
+        ),
+        HostileFile("text_named.jpg", b"just some text, not a picture\n", "unsupported_format", "not a recognised"),
         HostileFile("polyglot_zip.jpg", good_jpeg + b"PK\x03\x04" + b"\x14\x00" * 40, "unsupported_format", "polyglot"),
         HostileFile(
             "polyglot_html.jpg", good_jpeg + b"<html><script>alert(1)</script></html>", "unsupported_format", "polyglot"
@@ -215,10 +307,13 @@ def hostile_files() -> list[HostileFile]:
             "svg_named.png",
             b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect/></svg>',
             "unsupported_format",
-            "not a",
+            "not a recognised",
         ),
         HostileFile(
-            "pdf_named.jpg", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "unsupported_format", "not a"
+            "pdf_named.jpg",
+            b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+            "unsupported_format",
+            "not a recognised",
         ),
         HostileFile("exif_loop.jpg", exif_loop(), OK),
         HostileFile("exif_huge_count.jpg", exif_huge_count(), OK),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import tracemalloc
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,18 @@ from PIL import Image
 
 from deid.cases import read_cases
 from deid.config import load_config
-from deid.errors import InputError
-from deid.io import load_image
+from deid.errors import InputError, UnsupportedFormat
+from deid.io import CONTAINERS, load_image
 from deid.metadata import inspect_metadata
-from tests.hostile import exif_bad_offset, exif_huge_count, exif_huge_long_count, exif_loop, skin_photo
+from tests.hostile import (
+    bigtiff,
+    exif_bad_offset,
+    exif_huge_count,
+    exif_huge_long_count,
+    exif_loop,
+    fax_tiff,
+    skin_photo,
+)
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 INPUT = load_config().input
@@ -34,10 +43,10 @@ INPUT = load_config().input
 
 def _seeds() -> dict[str, bytes]:
     image = Image.fromarray(skin_photo(30, (48, 32)))
-    seeds = {".jpg": exif_loop()}
-    for suffix, fmt, options in ((".png", "PNG", {}), (".webp", "WEBP", {}), (".tif", "TIFF", {}), (".gif", "GIF", {})):
+    seeds = {".jpg": exif_loop(), ".btf": bigtiff(), ".g3.tif": fax_tiff(damaged=False)}
+    for suffix, fmt in ((".png", "PNG"), (".webp", "WEBP"), (".tif", "TIFF"), (".gif", "GIF"), (".avif", "AVIF")):
         buffer = io.BytesIO()
-        image.save(buffer, fmt, **options)
+        image.save(buffer, fmt)
         seeds[suffix] = buffer.getvalue()
     return seeds
 
@@ -96,6 +105,34 @@ def test_metadata_reader_never_crashes(tmp_path: Path, case: tuple[str, bytes]) 
         except InputError:
             return
     assert isinstance(report.to_json(), dict)
+
+
+ALL_FORMATS = replace(INPUT, allowed_formats=tuple(CONTAINERS))
+
+
+@FUZZ
+@given(mutated())
+def test_inspect_and_load_agree_on_what_a_file_is(tmp_path: Path, case: tuple[str, bytes]) -> None:
+    """One reader decides: whatever the loader decodes, inspect reads as the same container, and
+    whatever inspect refuses as not an image, the loader refuses too (issue 17: BigTIFF)."""
+    suffix, data = case
+    path = tmp_path / f"fuzz{suffix}"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            report = inspect_metadata(path, data=data)
+        except UnsupportedFormat:
+            with pytest.raises(UnsupportedFormat):
+                load_image(path, ALL_FORMATS, data=data)
+            return
+        except InputError:
+            return
+        try:
+            loaded = load_image(path, ALL_FORMATS, data=data)
+        except InputError:
+            return
+    assert CONTAINERS[loaded.format] == CONTAINERS.get(report.format, report.format), (report.format, loaded.format)
 
 
 CSV_ALPHABET = st.sampled_from([*'abc,"\n\r;=+-@ 0123456789:TZ.\t\\/', "é", "😀", "\x00", "..", "images/"])

@@ -2,7 +2,10 @@
 
 The good images are released, every bad item is held with its named reason
 and its original kept, the run ends green, and no staged or held candidate
-carries metadata or a second frame.
+carries metadata or a second frame. Formats are decided by content: a PNG or
+WebP named ``.jpg`` and an AVIF named ``.heic`` are processed with an
+``input.name_mismatch`` note in their ledger reasons; SVG, PDF, text, video
+and polyglots under image names are still refused.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def test_every_bad_file_is_held_with_its_named_reason(outcome) -> None:  # type:
             # (several generated skin patches here are near-identical on purpose).
             duplicate = record.status is Status.EXCLUDED and record.reasons[0].startswith("duplicate:")
             assert record.status in (Status.OK, Status.HELD) or duplicate, f"{item.name}: {record.reasons}"
+            # A name that lies about an allowed format is processed, and the ledger says it lied.
+            assert not item.note or item.note in record.reasons, f"{item.name}: {record.reasons}"
         else:
             assert record.status is Status.HELD, f"{item.name} must be held, is {record.status}"
             assert record.reasons[0].startswith(item.expect), f"{item.name}: {record.reasons}"
