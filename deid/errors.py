@@ -5,7 +5,7 @@
     DeidError
     ├── InputError            bad input: hold the item, continue the batch
     │   ├── UnreadableImage   cannot be decoded (truncated, corrupt, empty, bomb)
-    │   ├── UnsupportedFormat not on the format allow-list, or lying about it
+    │   ├── UnsupportedFormat not on the format allow-list, or its content contradicts itself
     │   └── InvalidCaseRow    a cases.csv row that cannot be used
     ├── ConfigError           bad deid.toml: fail fast at flow start
     ├── DetectorError         a detector failed on an image: hold it
@@ -97,7 +97,7 @@ class UnreadableImage(InputError):
 
 
 class UnsupportedFormat(InputError):
-    """The file is not an allowed image format, or its content contradicts its name."""
+    """The file is not an allowed image format, or its content contradicts itself (a lying name alone is a note)."""
 
     code = "unsupported_format"
 
