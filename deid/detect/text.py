@@ -15,7 +15,8 @@ enlarged, and turned a quarter either way for vertical script), is always
 identifying: its score is the recognition confidence through the ``legible``
 calibration table, which never falls below the redaction threshold. A box
 that no pass can read is skin, wound or hair texture unless its shape says
-print: a line (thin for the image, or long and narrow) or dark marks on a
+print: a line (thin for the image, or long and narrow) with sharp strokes
+(a scar or a marker line is long but soft), dark marks on a
 paper-white backdrop, or anything on a colourless image (a scan or a
 grey photo of a page: no colour says skin); print-shaped boxes score ``print_score`` (held for
 review), texture ``texture_score`` (below the review band). Measured on the
@@ -59,7 +60,8 @@ class RapidOcrTextDetector:
         count as legible), ``reread_upscale`` (enlargement of the second
         reading pass), ``line_max_side_frac`` and ``line_min_aspect`` (an
         unreadable box this thin for the image, or this long and narrow, is
-        print-shaped), ``paper_min_brightness`` and ``paper_min_contrast``
+        print-shaped when at least ``line_min_sharp_frac`` of it are sharp
+        strokes), ``paper_min_brightness`` and ``paper_min_contrast``
         (dark marks on a white backdrop are print-shaped too),
         ``colourless_min_frac`` (an image at least this share colourless is
         a scan or a grey photo: no colour says skin, so nothing is texture),
@@ -86,6 +88,7 @@ class RapidOcrTextDetector:
         "reread_upscale": 2.0,
         "line_max_side_frac": 0.15,
         "line_min_aspect": 2.5,
+        "line_min_sharp_frac": 0.02,
         "paper_min_brightness": 240,
         "paper_min_contrast": 200,
         "colourless_min_frac": 0.95,
@@ -154,7 +157,7 @@ class RapidOcrTextDetector:
                     note = "print-shaped region, nothing legible at any reading pass" + (f" ({text!r})" if text else "")
                 else:
                     score = self.options["texture_score"]
-                    note = "thick, square region nothing could read at any pass: skin texture, not print"
+                    note = "nothing legible at any reading pass and not shaped like print: skin texture"
             else:
                 note = "text-shaped region (not read: only the largest lines are read)"
             regions.append(Region(RegionKind.TEXT, region.box, score, region.source, note))
@@ -169,13 +172,14 @@ class RapidOcrTextDetector:
         """
         short_side = min(box.width, box.height)
         aspect = max(box.width, box.height) / max(1, short_side)
-        if short_side <= self.options["line_max_side_frac"] * min(bgr.shape[:2]):
-            return True
-        if aspect >= self.options["line_min_aspect"]:
+        grey = cv2.cvtColor(np.ascontiguousarray(bgr[box.top : box.bottom, box.left : box.right]), cv2.COLOR_BGR2GRAY)
+        is_line = short_side <= self.options["line_max_side_frac"] * min(bgr.shape[:2])
+        if (is_line or aspect >= self.options["line_min_aspect"]) and sharp_share(grey) >= self.options[
+            "line_min_sharp_frac"
+        ]:
             return True
         if colourless_share(bgr) >= self.options["colourless_min_frac"]:
             return True
-        grey = cv2.cvtColor(np.ascontiguousarray(bgr[box.top : box.bottom, box.left : box.right]), cv2.COLOR_BGR2GRAY)
         low, high = np.percentile(grey, [5, 90])
         return bool(high >= self.options["paper_min_brightness"] and high - low >= self.options["paper_min_contrast"])
 
@@ -223,6 +227,13 @@ class RapidOcrTextDetector:
         texts = getattr(result, "txts", None) or ("",)
         confidences = getattr(result, "scores", None) or (0.0,)
         return str(texts[0]).strip(), float(confidences[0])
+
+
+def sharp_share(grey: np.ndarray[Any, Any]) -> float:
+    """Share of pixels whose Sobel gradient magnitude exceeds 200: the sharp strokes of print."""
+    values = grey.astype(np.float32)
+    magnitude = np.hypot(cv2.Sobel(values, cv2.CV_32F, 1, 0), cv2.Sobel(values, cv2.CV_32F, 0, 1))
+    return float((magnitude > 200).mean()) if magnitude.size else 0.0
 
 
 def colourless_share(bgr: np.ndarray[Any, Any]) -> float:
