@@ -31,7 +31,8 @@ import numpy as np
 
 from deid.anonymity import enforce_k_anonymity
 from deid.config import load_config
-from deid.demographics import RACE_QI, build_hierarchies, build_release_table, combined_race, new_case_id
+from deid.demographics import RACE_QI, build_hierarchies, build_release_table, combined_race
+from deid.ids import new_case_id
 from deid.types import Case, CaseImage, ShotType
 
 RACES: list[tuple[tuple[str, ...], float]] = [

@@ -30,12 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deid.config import load_config
 from deid.crop import estimate_skin_mask
 from deid.detect import build_detectors, detect_regions
+from deid.ingest import ImageTask
 from deid.io import load_image, read_bytes
 from deid.metadata import encode_clean, inspect_metadata
-from deid.pipeline import ImageTask, Workspace, process_image
+from deid.pipeline import process_image
 from deid.policy import apply_policy
 from deid.redact import render_decision
 from deid.verify_bytes import verify_clean
+from deid.workspace import Workspace
 
 SOURCES = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket}
 

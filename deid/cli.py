@@ -13,12 +13,14 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from deid.errors import DeidError
+from deid.types import Status
 
 EXIT_OK = 0
 EXIT_FAILURES = 1  # ran, but some files failed or were held
@@ -35,11 +37,21 @@ def emit(payload: dict[str, Any]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from deid.cases import read_cases
     from deid.config import load_config
-    from deid.pipeline import CASES_FILE
+    from deid.ingest import CaseSelection
+    from deid.workspace import CASES_FILE, Workspace, check_workspace_free
 
     # Fail fast, before any flow or server starts: a bad deid.toml, or no usable cases.csv.
     load_config(args.config)
     read_cases(Path(args.input_dir) / CASES_FILE)
+    check_workspace_free(Workspace(Path(args.workspace).resolve()))
+    CaseSelection(since=args.since)  # a bad --since fails here, before any server starts
+    # With no Prefect server configured, the flow starts a temporary one; on a busy 2-core machine it can
+    # need more than Prefect's default 20 s to come up, so wait longer unless the operator chose a value.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # mediapipe's and TensorFlow Lite's native loggers print a line per model load in every worker process;
+    # an operator needs warnings and errors only (the worker processes inherit these).
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The flow lives outside the library (flows/ wires deid into Prefect); import it only here.
     deidentify = importlib.import_module("flows.deidentify")
     summary = deidentify.run_batch(
@@ -47,6 +59,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         workspace=str(args.workspace),
         config_path=str(args.config) if args.config else None,
         cluster=args.cluster,
+        only=[part.strip() for part in (args.only or "").split(",") if part.strip()],
+        since=args.since,
+        workers=args.workers,
     )
     if args.json:
         emit(summary.to_json())
@@ -58,7 +73,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_redact(args: argparse.Namespace) -> int:
     from deid.config import load_config
     from deid.detect import build_detectors
-    from deid.redact import redact_file
+    from deid.pipeline import redact_file
 
     config = load_config(args.config)
     detectors = build_detectors(config)
@@ -73,12 +88,12 @@ def _cmd_redact(args: argparse.Namespace) -> int:
             else:
                 print(f"{file}: error: {error}")
             continue
-        if result.status != "released":
+        if result.status is not Status.OK:
             status = EXIT_FAILURES
         if args.json:
             emit(result.to_json())
         else:
-            print(f"{file}: {result.status} ({result.decision.action}) -> {result.output or 'nothing written'}")
+            print(f"{file}: {result.verdict} ({result.decision.action}) -> {result.output or 'nothing written'}")
     return status
 
 
@@ -359,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="deid.toml overlaid on the defaults")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--cluster", help="fan out on a Dask cluster: a scheduler address (tcp://host:8786) or 'local'")
+    run.add_argument("--workers", type=int, default=2, help="worker processes for a local run (default 2)")
+    run.add_argument("--only", metavar="ID,...", help="process only these contribution ids (a partial rerun)")
+    run.add_argument("--since", metavar="DATE", help="process only contributions submitted on or after this date")
     run.set_defaults(handler=_cmd_run)
 
     redact = commands.add_parser("redact", help="detect, apply the policy and write releasable copies of loose files")

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import itertools
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from deid.errors import ConfigError
-from deid.types import Action, RegionKind
+from deid.types import Action, Box, Region, RegionKind
 
 DEFAULT_CONFIG_NAME = "default.toml"
 OptionValue = bool | int | float | str
@@ -50,6 +51,7 @@ class OutputSettings:
     format: Literal["png", "jpeg"]
     jpeg_quality: int
     png_compress_level: int = 3
+    png_encoder: Literal["fpng", "zlib"] = "zlib"
 
     def __post_init__(self) -> None:
         _require(1 <= self.jpeg_quality <= 95, "output.jpeg_quality", "must be in 1..95")
@@ -185,6 +187,13 @@ class PolicySettings:
         """The rule for ``kind``, falling back to holding every region of it."""
         return self.rules.get(kind, KindRule(self.default_action, 0.0, 0.0, 0.1))
 
+    def padded_box(self, region: Region, shape: Sequence[int]) -> Box:
+        """``region``'s box grown by its kind's ``margin_frac`` and clipped to ``shape``: what a fill or a crop avoids.
+
+        May be empty when the region lies wholly outside the image.
+        """
+        return region.box.expand(self.rule_for(region.kind).margin_frac).clip(shape)
+
 
 @dataclass(frozen=True, slots=True)
 class MatchSettings:
@@ -218,6 +227,8 @@ class MatchSettings:
     feature_min_inliers: int
     feature_min_inlier_frac: float
     keep_duplicate: Literal["first", "largest"]
+    lowe_ratio: float
+    verify_min_keypoints: int
     commit_every: int
     web_provider: Literal["none", "cloud_vision"]
     web_endpoint: str
@@ -267,6 +278,12 @@ class MatchSettings:
             "match.feature_min_inlier_frac",
             "must be in verify_min_inlier_frac..1",
         )
+        _require(0.5 <= self.lowe_ratio < 1.0, "match.lowe_ratio", "must be in 0.5..1 (exclusive)")
+        _require(
+            8 <= self.verify_min_keypoints <= self.verify_features,
+            "match.verify_min_keypoints",
+            "must be in 8..verify_features",
+        )
         _require(self.commit_every >= 1, "match.commit_every", "must be at least 1")
         _require(self.web_timeout_s > 0, "match.web_timeout_s", "must be positive")
         _require(1 <= self.web_max_results <= 1000, "match.web_max_results", "must be in 1..1000")
@@ -310,6 +327,32 @@ class DemographicsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SkinSettings:
+    """The fixed skin-colour box (YCbCr, Chai and Ngan 1999) shared by crop scoring and the skin-tone estimate.
+
+    A colour-model constant, not a privacy threshold: it only weighs crop
+    candidates and picks the pixels the tone estimate measures.
+    """
+
+    cb_range: tuple[int, ...]
+    cr_range: tuple[int, ...]
+    luma_range: tuple[int, ...]
+    mask_side_px: int
+    tone_side_px: int
+
+    def __post_init__(self) -> None:
+        for key in ("cb_range", "cr_range", "luma_range"):
+            low_high = getattr(self, key)
+            _require(
+                len(low_high) == 2 and 0 <= low_high[0] < low_high[1] <= 255,
+                f"skin.{key}",
+                "must be [low, high] with 0 <= low < high <= 255",
+            )
+        _require(32 <= self.mask_side_px <= 2048, "skin.mask_side_px", "must be in 32..2048")
+        _require(64 <= self.tone_side_px <= 4096, "skin.tone_side_px", "must be in 64..4096")
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerSettings:
     """Where the ledger lives: empty ``url`` means ``<workspace>/ledger.db`` (SQLite)."""
 
@@ -326,6 +369,7 @@ class Config:
     policy: PolicySettings
     match: MatchSettings
     demographics: DemographicsSettings
+    skin: SkinSettings
     ledger: LedgerSettings
     source: tuple[str, ...] = ()
 
@@ -370,6 +414,12 @@ def load_config(path: str | Path | None = None) -> Config:
         return _build(Config, {**merged, "source": sources}, "")
     except ConfigError as error:
         raise ConfigError(error.message, path=sources[-1], hint=error.hint) from None
+
+
+@functools.cache
+def default_config() -> Config:
+    """The shipped defaults alone, loaded once: for library calls made without a configuration."""
+    return load_config()
 
 
 def _parse(text: str, name: str) -> dict[str, Any]:

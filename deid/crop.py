@@ -27,18 +27,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from deid.config import CropSettings
+from deid.config import CropSettings, SkinSettings, default_config
 from deid.types import Box, RGBImage
 
 BoolMask: TypeAlias = npt.NDArray[np.bool_]
-
-# Skin in YCrCb after Chai & Ngan (1999), "Face segmentation using skin-colour
-# map": a fixed colour-model constant, not a privacy threshold. Reddened and
-# inflamed skin stays inside it, which is what a lesion-preserving crop needs.
-_SKIN_CR = (133, 173)
-_SKIN_CB = (77, 127)
-# The mask only weighs crop candidates, so a small copy is plenty.
-_SKIN_MASK_SIDE_PX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +183,16 @@ def plan_crop(
     return Crop(box, score, f"largest useful rectangle free of {len(obstacles)} flagged region(s) keeps {kept:.0%}")
 
 
-def estimate_skin_mask(image: RGBImage) -> BoolMask:
+def estimate_skin_mask(image: RGBImage, *, skin: SkinSettings | None = None) -> BoolMask:
     """A coarse skin mask of ``image`` (at most 256 px a side) for crop scoring.
 
     The mask covers the whole image at a lower resolution;
     :func:`plan_crop` maps it onto the full image.
 
     It only weighs crop candidates and never decides what is identifying, so a
-    fixed colour rule is enough.
+    fixed colour rule is enough: the ``[skin]`` box of Chai and Ngan (1999)
+    (``skin``, or the shipped default when ``None``). Reddened and inflamed
+    skin stays inside it, which is what a lesion-preserving crop needs.
 
     Returns
     -------
@@ -214,11 +208,14 @@ def estimate_skin_mask(image: RGBImage) -> BoolMask:
         raise ValueError(f"expected an H x W x 3 image, got shape {image.shape}")
     # Strided sampling, not area averaging: a few milliseconds on a 12 MP photo
     # instead of ~90, and a coarse mask is all the scoring needs.
-    step = max(1, math.ceil(max(image.shape[:2]) / _SKIN_MASK_SIDE_PX))
+    box = skin or default_config().skin
+    step = max(1, math.ceil(max(image.shape[:2]) / box.mask_side_px))
     small = np.ascontiguousarray(image[::step, ::step])
     ycrcb = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb)
     cr, cb = ycrcb[..., 1], ycrcb[..., 2]
-    mask: BoolMask = (cr >= _SKIN_CR[0]) & (cr <= _SKIN_CR[1]) & (cb >= _SKIN_CB[0]) & (cb <= _SKIN_CB[1])
+    low_cr, high_cr = box.cr_range
+    low_cb, high_cb = box.cb_range
+    mask: BoolMask = (cr >= low_cr) & (cr <= high_cr) & (cb >= low_cb) & (cb <= high_cb)
     return mask
 
 

@@ -30,7 +30,7 @@ In the order of SCIN's ``scin_cases.csv`` (google-research-datasets/scin,
 Booleans are ``YES`` or blank, as in SCIN. ``combined_race`` is the selected
 race suffixes joined by ``,`` in column order (``asian,white``),
 ``two_or_more_after_mitigation`` after mitigation, blank when not answered.
-``case_id`` is a random signed 64-bit integer (:func:`new_case_id`) that the
+``case_id`` is a random signed 64-bit integer (:func:`deid.ids.new_case_id`) that the
 ledger keeps stable across releases. ``description`` is not a SCIN column; it
 is only added, scrubbed, when ``demographics.keep_free_text`` is set.
 
@@ -106,6 +106,7 @@ from deid.anonymity import AnonymityOutcome, Hierarchy, enforce_k_anonymity
 from deid.config import DemographicsSettings
 from deid.csv_safety import safe_csv_cell
 from deid.errors import ConfigError, DeidError, InputError
+from deid.ids import new_case_id
 from deid.io import write_atomic
 from deid.scrub import TextScrubber, load_name_list
 from deid.types import Case, ShotType
@@ -403,23 +404,6 @@ def year_of(timestamp: str) -> str:
         return ""
 
 
-def new_case_id() -> int:
-    """A fresh random, signed 64-bit, non-zero release ``case_id`` (as SCIN's).
-
-    Drawn from :mod:`secrets`, so it carries nothing of the contribution; the
-    ledger stores it to keep it stable across releases.
-
-    Examples
-    --------
-    >>> -(2**63) <= new_case_id() < 2**63
-    True
-    """
-    while True:
-        value = secrets.randbits(64) - 2**63
-        if value:
-            return value
-
-
 def map_sex(raw: str | None) -> str | None:
     """Raw sex answer to ``FEMALE``, ``MALE``, ``OTHER``, ``PREFER_NOT_TO_SAY`` or ``OTHER_OR_UNSPECIFIED``.
 
@@ -627,7 +611,7 @@ def build_release_table(
         ``[demographics]`` of the configuration.
     case_ids
         ``contribution_id -> case_id`` from the ledger (new ids from
-        :func:`new_case_id`); a case without one is held.
+        :func:`deid.ids.new_case_id`); a case without one is held.
     image_paths
         ``contribution_id -> [(release image path, shot type), ...]`` for the
         images that made it (at most 3); a case without any is held.
@@ -829,7 +813,7 @@ def bucket_cases(
 ) -> tuple[ReleaseTable, Path | None]:
     """Build and write a release table outside the flow (the ``deid bucket`` command).
 
-    Without a ledger, every case gets a fresh :func:`new_case_id` and every
+    Without a ledger, every case gets a fresh :func:`deid.ids.new_case_id` and every
     image a random opaque name (``images/<16 hex>.png``); ``mapping_out``, if
     given, receives the private link (contribution, case id, image given, name
     in the release). Keep that file private.
@@ -926,7 +910,7 @@ def _hold_reason(
     if case.contribution_id in seen_ids:
         return "duplicate_contribution: the contribution_id appears twice in the batch"
     if case.age is not None and case.age < settings.min_age:
-        return f"under_min_age: age {case.age} is below demographics.min_age {settings.min_age}"
+        return f"under_min_age: the self-reported age is below demographics.min_age {settings.min_age}"
     if not year_of(case.submitted_at):
         return f"invalid_submitted_at: {case.submitted_at[:40]!r} is not an ISO-8601 timestamp"
     if case.contribution_id not in case_ids:

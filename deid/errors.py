@@ -10,6 +10,9 @@
     ├── ConfigError           bad deid.toml: fail fast at flow start
     ├── DetectorError         a detector failed on an image: hold it
     ├── LedgerError           the ledger cannot be read or written
+    ├── OutputError           a candidate cannot be written where it belongs
+    │   └── VerificationFailed a freshly encoded output failed the byte-level check: hold
+    ├── WorkspaceBusy         another run holds the workspace: refuse at once, change nothing
     ├── TransientError        a fault worth retrying (the only retried kind)
     └── ReleaseBlocked        the release gate refused; carries every reason
 
@@ -117,6 +120,24 @@ class LedgerError(DeidError):
     """The ledger cannot be opened, read or written."""
 
     code = "ledger_error"
+
+
+class OutputError(DeidError):
+    """A candidate or output file cannot be written (disk full, permissions, a bad ``--out``)."""
+
+    code = "output_error"
+
+
+class VerificationFailed(OutputError):
+    """Encoded output bytes failed :func:`deid.verify_bytes.verify_clean`; never written, the item is held."""
+
+    code = "verification_failed"
+
+
+class WorkspaceBusy(DeidError):
+    """Another deid run is using the workspace; this one stops before it changes anything."""
+
+    code = "workspace_busy"
 
 
 class TransientError(DeidError):

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from deid.errors import LedgerError, TransientError
-from deid.types import Action, Box, Case, Decision, ImageRecord, Match, Region, RegionKind, Status
+from deid.ids import new_case_id, new_image_id
+from deid.types import Action, Box, Case, CaseImage, Decision, ImageRecord, Match, Region, RegionKind, ShotType, Status
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,39 @@ class AuditEvent:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedDecision:
+    """A decision as the ledger keeps it: what was decided, by whom (a rule or ``review:<name>``), when."""
+
+    decision: Decision
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMatch:
+    """A match of an image with the verdict it led to."""
+
+    match: Match
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDetails:
+    """Everything stored about one image (private: for review, the gate and reports)."""
+
+    record: ImageRecord
+    width: int | None
+    height: int | None
+    image_format: str | None
+    staged_sha256: str | None
+    regions: tuple[Region, ...]
+    matches: tuple[StoredMatch, ...]
+    skin_tone: Mapping[str, object] | None
+    kept_metadata: Mapping[str, object] | None
+    updated_at: datetime
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -173,13 +206,14 @@ class Ledger:
         self.url = url
         try:
             connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
-            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, future=True)
+            # hide_parameters: a failed statement's bound values (case answers, free text) never reach a message.
+            self.engine: Engine = sa.create_engine(url, connect_args=connect_args, future=True, hide_parameters=True)
             if url.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise LedgerError(
-                f"cannot open ledger at {_redact_url(url)}: {error}", hint="check [ledger] url"
+                f"cannot open ledger at {_redact_url(url)}: {_describe(error)}", hint="check [ledger] url"
             ) from error
 
     @contextmanager
@@ -189,10 +223,10 @@ class Ledger:
                 yield connection
         except OperationalError as error:
             if "locked" in str(error).lower() or "could not connect" in str(error).lower():
-                raise TransientError(f"ledger busy: {error.orig}", hint="retry") from error
-            raise LedgerError(f"ledger write failed: {error.orig}") from error
+                raise TransientError(f"ledger busy: {_describe(error)}", hint="retry") from error
+            raise LedgerError(f"ledger write failed: {_describe(error)}") from error
         except SQLAlchemyError as error:
-            raise LedgerError(f"ledger write failed: {error}") from error
+            raise LedgerError(f"ledger write failed: {_describe(error)}") from error
 
     def close(self) -> None:
         """Release database connections."""
@@ -203,7 +237,7 @@ class Ledger:
     def register_contribution(self, case: Case, *, batch: str) -> int:
         """Record a contribution (once) and return its stable release ``case_id``.
 
-        The ``case_id`` is a random positive 63-bit integer drawn the first
+        The ``case_id`` is a random signed 64-bit integer (:func:`deid.ids.new_case_id`) drawn the first
         time a contribution is seen, so it is stable across releases and
         unlinkable to the contribution id.
         """
@@ -212,8 +246,16 @@ class Ledger:
                 sa.select(contributions.c.case_id).where(contributions.c.contribution_id == case.contribution_id)
             ).first()
             if row is not None:
+                stored = _dumps(_case_to_json(case))
+                changed = connection.execute(
+                    contributions.update()
+                    .where(contributions.c.contribution_id == case.contribution_id, contributions.c.case_json != stored)
+                    .values(case_json=stored, updated_at=_now())
+                ).rowcount
+                if changed:
+                    self._event(connection, case.contribution_id, "contribution_updated", "ingest", {"batch": batch})
                 return int(row.case_id)
-            case_id = secrets.randbits(63) or 1
+            case_id = new_case_id()
             connection.execute(
                 contributions.insert().values(
                     contribution_id=case.contribution_id,
@@ -249,7 +291,7 @@ class Ledger:
             }
             if exists is None:
                 connection.execute(
-                    contributions.insert().values(contribution_id=subject, case_id=secrets.randbits(63) or 1, **values)
+                    contributions.insert().values(contribution_id=subject, case_id=new_case_id(), **values)
                 )
             else:
                 connection.execute(
@@ -280,6 +322,33 @@ class Ledger:
                 )
             ).first()
         return None if row is None else (Status(row.status), tuple(json.loads(row.reasons)))
+
+    def cases(self, contribution_ids: Sequence[str] | None = None) -> dict[str, Case]:
+        """The stored case of each contribution (all, or those named), in the order given or by id.
+
+        Rejected rows (held under ``<batch>/row-<n>``) have no case and are not returned.
+        """
+        query = sa.select(contributions.c.contribution_id, contributions.c.case_json)
+        if contribution_ids is not None:
+            query = query.where(contributions.c.contribution_id.in_(list(contribution_ids)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(contributions.c.contribution_id)).all()
+        found: dict[str, Case] = {}
+        for row in rows:
+            data = json.loads(row.case_json)
+            if isinstance(data, dict) and "submitted_at" in data and "images" in data:
+                found[row.contribution_id] = _case_from_json(data)
+        if contribution_ids is None:
+            return found
+        return {cid: found[cid] for cid in contribution_ids if cid in found}
+
+    def contribution_statuses(self) -> dict[str, tuple[Status, tuple[str, ...]]]:
+        """Every contribution's status and reasons (rejected rows included), in one query."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(contributions.c.contribution_id, contributions.c.status, contributions.c.reasons)
+            ).all()
+        return {row.contribution_id: (Status(row.status), tuple(json.loads(row.reasons))) for row in rows}
 
     def case_ids(self) -> dict[str, int]:
         """Every contribution id with its release ``case_id``."""
@@ -314,7 +383,7 @@ class Ledger:
         existing = self.find_image(contribution_id, position, sha256)
         if existing is not None:
             return existing
-        image_id = secrets.token_hex(16)
+        image_id = new_image_id()
         with self._begin() as connection:
             connection.execute(
                 images.insert().values(
@@ -380,13 +449,14 @@ class Ledger:
                     ],
                 )
             if decision is not None:
+                coded = decision.to_json()
                 connection.execute(
                     decisions.insert().values(
                         image_id=image_id,
                         action=decision.action,
-                        reasons=_dumps(list(decision.reasons)),
-                        regions=_dumps([r.to_json() for r in decision.regions]),
-                        crop=_dumps(decision.crop.to_xywh()) if decision.crop else None,
+                        reasons=_dumps(coded["reasons"]),
+                        regions=_dumps(coded["regions"]),
+                        crop=_dumps(coded["crop"]) if decision.crop else None,
                         actor=actor,
                         at=_now(),
                     )
@@ -472,36 +542,75 @@ class Ledger:
         with self.engine.connect() as connection:
             return [_image_record(row) for row in connection.execute(query)]
 
-    def image_details(self, image_id: str) -> dict[str, Any]:
-        """Everything stored about one image (private; for review and reports)."""
+    def images_of(self, contribution_ids: Sequence[str]) -> list[ImageRecord]:
+        """The image records of these contributions, in one query, in contribution then position order."""
+        if not contribution_ids:
+            return []
+        query = (
+            sa.select(images)
+            .where(images.c.contribution_id.in_(list(contribution_ids)))
+            .order_by(images.c.contribution_id, images.c.position)
+        )
+        with self.engine.connect() as connection:
+            return [_image_record(row) for row in connection.execute(query)]
+
+    def image_details(self, image_id: str) -> ImageDetails:
+        """Everything stored about one image (private; for review and reports).
+
+        Raises
+        ------
+        LedgerError
+            If there is no such image.
+        """
         with self.engine.connect() as connection:
             row = connection.execute(sa.select(images).where(images.c.image_id == image_id)).first()
             if row is None:
                 raise LedgerError("no such image in the ledger", image_id=image_id)
-            found = connection.execute(sa.select(regions).where(regions.c.image_id == image_id)).all()
-            matched = connection.execute(sa.select(matches).where(matches.c.image_id == image_id)).all()
-        details = dict(row._mapping)
-        details["regions"] = [
-            Region(RegionKind(r.kind), Box(r.left, r.top, r.right, r.bottom), r.score, r.source, r.note) for r in found
-        ]
-        details["matches"] = [dict(m._mapping) for m in matched]
-        return details
+            found = connection.execute(
+                sa.select(regions).where(regions.c.image_id == image_id).order_by(regions.c.id)
+            ).all()
+            matched = connection.execute(
+                sa.select(matches).where(matches.c.image_id == image_id).order_by(matches.c.id)
+            ).all()
+        return ImageDetails(
+            record=_image_record(row),
+            width=row.width,
+            height=row.height,
+            image_format=row.format,
+            staged_sha256=row.staged_sha256,
+            regions=tuple(
+                Region(RegionKind(r.kind), Box(r.left, r.top, r.right, r.bottom), r.score, r.source, r.note)
+                for r in found
+            ),
+            matches=tuple(
+                StoredMatch(Match(m.reference, float(m.distance), m.method, bool(m.verified)), m.verdict)
+                for m in matched
+            ),
+            skin_tone=json.loads(row.skin_tone) if row.skin_tone else None,
+            kept_metadata=json.loads(row.kept_metadata) if row.kept_metadata else None,
+            updated_at=row.updated_at,
+        )
 
-    def latest_decision(self, image_id: str) -> dict[str, Any] | None:
-        """The most recent decision on an image (action, reasons, regions as JSON, crop, actor), or ``None``."""
+    def latest_decision(self, image_id: str) -> RecordedDecision | None:
+        """The most recent decision on an image, with its actor and time, or ``None``."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(decisions).where(decisions.c.image_id == image_id).order_by(decisions.c.id.desc()).limit(1)
             ).first()
-        if row is None:
-            return None
-        return {
-            "action": row.action,
-            "reasons": json.loads(row.reasons),
-            "regions": json.loads(row.regions),
-            "crop": json.loads(row.crop) if row.crop else None,
-            "actor": row.actor,
-        }
+        return None if row is None else _recorded_decision(row)
+
+    def latest_decisions(self, image_ids: Sequence[str]) -> dict[str, RecordedDecision]:
+        """:meth:`latest_decision` for many images in one query (those with none are absent)."""
+        if not image_ids:
+            return {}
+        newest = (
+            sa.select(sa.func.max(decisions.c.id))
+            .where(decisions.c.image_id.in_(list(image_ids)))
+            .group_by(decisions.c.image_id)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(decisions).where(decisions.c.id.in_(newest))).all()
+        return {row.image_id: _recorded_decision(row) for row in rows}
 
     def fingerprints_of(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Stored fingerprints (JSON) of these images, for those that have any; one query."""
@@ -514,9 +623,8 @@ class Ledger:
             return {row.image_id: json.loads(row.fingerprints) for row in connection.execute(query)}
 
     def regions_of(self, image_id: str) -> list[Region]:
-        """Regions stored for an image."""
-        regions_found: list[Region] = self.image_details(image_id)["regions"]
-        return regions_found
+        """Regions the detectors found on an image."""
+        return list(self.image_details(image_id).regions)
 
     # audit -----------------------------------------------------------------
 
@@ -557,6 +665,38 @@ def _image_record(row: Any) -> ImageRecord:
     )
 
 
+def _recorded_decision(row: Any) -> RecordedDecision:
+    decision = Decision.from_json(
+        {
+            "action": row.action,
+            "reasons": json.loads(row.reasons),
+            "regions": json.loads(row.regions),
+            "crop": json.loads(row.crop) if row.crop else None,
+        }
+    )
+    return RecordedDecision(decision, row.actor, row.at)
+
+
+def _case_from_json(data: Mapping[str, Any]) -> Case:
+    """Read :func:`_case_to_json`'s form back into a :class:`Case`."""
+    sets = {name: frozenset(data.get(name) or ()) for name in ("race_ethnicity", "body_parts", "symptoms", "textures")}
+    return Case(
+        contribution_id=str(data["contribution_id"]),
+        submitted_at=str(data["submitted_at"]),
+        age=data.get("age"),
+        sex=data.get("sex"),
+        skin_type=data.get("skin_type"),
+        duration=data.get("duration"),
+        related_category=data.get("related_category"),
+        description=str(data.get("description") or ""),
+        images=tuple(
+            CaseImage(str(image["file"]), ShotType(image["shot_type"]) if image.get("shot_type") else None)
+            for image in data.get("images") or ()
+        ),
+        **sets,
+    )
+
+
 def _case_to_json(case: Case) -> dict[str, Any]:
     data = asdict(case)
     for key, value in data.items():
@@ -571,6 +711,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _describe(error: SQLAlchemyError) -> str:
+    """The database's own words for an error, without the statement or its bound values.
+
+    SQLAlchemy's message carries the SQL and, unless hidden, the parameters:
+    a contribution's answers and free text. Only the driver's first line is kept.
+    """
+    original = getattr(error, "orig", None)
+    text = str(original) if original is not None else type(error).__name__
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def _redact_url(url: str) -> str:

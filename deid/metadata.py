@@ -47,6 +47,7 @@ from PIL import Image
 from deid.config import InputSettings, OutputSettings
 from deid.errors import DeidError, InputError, UnreadableImage, UnsupportedFormat
 from deid.io import load_image, write_atomic
+from deid.png import encode_png_fast
 from deid.types import RGBImage
 from deid.verify_bytes import (
     Layout,
@@ -210,6 +211,8 @@ def encode_clean(pixels: RGBImage, settings: OutputSettings) -> bytes:
         raise ValueError(f"encode_clean needs H x W x 3 uint8 pixels, got {pixels.shape} {pixels.dtype}")
     image = Image.fromarray(pixels, "RGB")
     buffer = io.BytesIO()
+    if settings.format == "png" and settings.png_encoder == "fpng":
+        return encode_png_fast(pixels)
     if settings.format == "png":
         image.save(buffer, format="PNG", optimize=False, compress_level=settings.png_compress_level)
     else:

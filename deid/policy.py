@@ -127,16 +127,6 @@ def apply_policy(
     return Decision(Action.KEEP, (), ("no identifying region at or above any review threshold",))
 
 
-def decision_to_json(decision: Decision) -> dict[str, object]:
-    """JSON form of a decision for the CLI, the ledger and reports (boxes as ``[x, y, w, h]``)."""
-    return {
-        "action": str(decision.action),
-        "reasons": list(decision.reasons),
-        "regions": [region.to_json() for region in decision.regions],
-        "crop": decision.crop.to_xywh() if decision.crop is not None else None,
-    }
-
-
 def is_releasable(decision: Decision) -> bool:
     """True when the decision lets a (redacted or cropped) image be staged for release."""
     return decision.action in (Action.KEEP, Action.REDACT, Action.CROP)
@@ -159,7 +149,7 @@ def _crop_or_fall_back(
     if image_shape is None:
         why = "the image size was not given to the policy"
     else:
-        obstacles = [r.box.expand(policy.rule_for(r.kind).margin_frac).clip(image_shape) for r in cropped]
+        obstacles = [policy.padded_box(r, image_shape) for r in cropped]
         plan = plan_crop(image_shape, obstacles, policy.crop, skin_mask=skin_mask)
         if isinstance(plan, Crop):
             kept = f"policy.crop: keep {plan.box.to_xywh()} ({plan.reason})"
@@ -174,4 +164,4 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-__all__ = ["apply_policy", "decision_to_json", "is_releasable"]
+__all__ = ["apply_policy", "is_releasable"]

@@ -7,15 +7,14 @@ for every image that is held or altered (:func:`is_preview_needed`).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from deid.errors import DeidError
+from deid.png import encode_png_fast
 from deid.types import Action, Box, Decision, Region, RegionKind, RGBImage
 
 KIND_COLOURS: dict[RegionKind, tuple[int, int, int]] = {
@@ -160,11 +159,10 @@ def write_match_preview(query: RGBImage, reference: RGBImage | None, lines: Sequ
 def _write_png(pixels: RGBImage, path: str | Path) -> Path:
     """Write a preview PNG, creating folders; a failure is a :class:`DeidError` naming the file."""
     target = Path(path)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    data = encode_png_fast(np.ascontiguousarray(pixels))  # private previews: fast lossless, like the release files
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(buffer.getvalue())
+        target.write_bytes(data)
     except OSError as error:
         raise DeidError(
             f"cannot write preview: {error.strerror}", path=target, hint="check the workspace folder"

@@ -5,27 +5,18 @@ fill covers each box grown by its kind's margin and clipped to the image;
 boxes that cross the image edge are filled up to the edge.
 
 :func:`render_decision` turns a policy decision into staged pixels (fill,
-then crop); :func:`redact_file` runs the whole chain for one loose file
-(load, detect, decide, render, encode clean), as ``deid redact`` does.
+then crop). This module only renders: encoding, verification and writing are
+:mod:`deid.staging`'s, and the chains that call it are in :mod:`deid.pipeline`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from deid.config import Config, PolicySettings
-from deid.crop import estimate_skin_mask
-from deid.detect import Detector, detect_regions
-from deid.errors import DeidError
-from deid.io import load_image
-from deid.metadata import SUFFIXES, encode_clean
-from deid.policy import apply_policy, is_releasable
-from deid.preview import is_preview_needed, write_preview
-from deid.types import Action, Box, Decision, Region, RGBImage
+from deid.config import PolicySettings
+from deid.types import Box, Decision, Region, RGBImage
 
 
 def redaction_boxes(regions: Iterable[Region], policy: PolicySettings, shape: Sequence[int]) -> list[Box]:
@@ -33,7 +24,7 @@ def redaction_boxes(regions: Iterable[Region], policy: PolicySettings, shape: Se
 
     Boxes left empty by clipping (wholly outside the image) are dropped.
     """
-    boxes = [region.box.expand(policy.rule_for(region.kind).margin_frac).clip(shape) for region in regions]
+    boxes = [policy.padded_box(region, shape) for region in regions]
     return [box for box in boxes if not box.is_empty]
 
 
@@ -99,103 +90,3 @@ def render_decision(image: RGBImage, decision: Decision, policy: PolicySettings)
             raise ValueError(f"crop {decision.crop} leaves nothing of a {image.shape[1]}x{image.shape[0]} image")
         out = np.ascontiguousarray(out[crop.top : crop.bottom, crop.left : crop.right])
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class RedactedFile:
-    """What :func:`redact_file` did with one loose file."""
-
-    file: str
-    decision: Decision
-    regions: tuple[Region, ...]
-    output: str | None = None
-    preview: str | None = None
-
-    @property
-    def status(self) -> str:
-        """``released``, ``held`` or ``excluded``."""
-        if self.decision.action is Action.EXCLUDE:
-            return "excluded"
-        return "held" if self.decision.action is Action.HOLD else "released"
-
-    def to_json(self) -> dict[str, object]:
-        """One JSON line for ``deid redact``: decision, reasons, regions, crop (boxes as ``[x, y, w, h]``)."""
-        decision = self.decision
-        return {
-            "file": self.file,
-            "decision": self.status,
-            "action": str(decision.action),
-            "reasons": list(decision.reasons),
-            "regions": [region.to_json() for region in self.regions],
-            "applied": [region.to_json() for region in decision.regions],
-            "crop": decision.crop.to_xywh() if decision.crop is not None else None,
-            "output": self.output,
-            "preview": self.preview,
-        }
-
-
-def redact_file(
-    path: str | Path,
-    config: Config,
-    detectors: Sequence[Detector],
-    *,
-    out_dir: str | Path,
-    preview_dir: str | Path | None = None,
-) -> RedactedFile:
-    """Load, detect, decide and (when it may be released) write one loose file.
-
-    The file is written to ``out_dir/<stem>.png`` (or ``.jpg``) as freshly
-    encoded pixels with no metadata; a held or excluded file writes nothing
-    there. With ``preview_dir``, a before/after preview of every held or
-    altered file goes to ``preview_dir/<stem>.preview.png``.
-
-    Parameters
-    ----------
-    path
-        The image file.
-    config
-        The whole configuration (input, detection, policy, output).
-    detectors
-        From :func:`deid.detect.build_detectors`, built once for many files.
-    out_dir
-        Where releasable results go.
-    preview_dir
-        Where previews go (a private folder), or ``None`` for none.
-
-    Returns
-    -------
-    RedactedFile
-        The decision, the regions found and the files written.
-
-    Raises
-    ------
-    InputError
-        If the file cannot be loaded.
-    DetectorError
-        If a detector fails (the file must then be held).
-    DeidError
-        If an output file cannot be written.
-    """
-    source = Path(path)
-    pixels = load_image(source, config.input).pixels
-    regions = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px)
-    decision = apply_policy(regions, config.policy, image_shape=pixels.shape, skin_mask=estimate_skin_mask(pixels))
-    staged = render_decision(pixels, decision, config.policy) if is_releasable(decision) else None
-    output: Path | None = None
-    if staged is not None:
-        output = Path(out_dir) / f"{source.stem}{SUFFIXES[config.output.format]}"
-        _write(output, encode_clean(staged, config.output))
-    preview: Path | None = None
-    if preview_dir is not None and is_preview_needed(decision):
-        preview = write_preview(pixels, regions, decision, staged, Path(preview_dir) / f"{source.stem}.preview.png")
-    return RedactedFile(
-        str(source), decision, tuple(regions), str(output) if output else None, str(preview) if preview else None
-    )
-
-
-def _write(target: Path, data: bytes) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    except OSError as error:
-        raise DeidError(f"cannot write output: {error.strerror}", path=target, hint="check --out") from error

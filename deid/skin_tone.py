@@ -8,9 +8,10 @@ labelled as an estimate wherever it is shown.
 Method
 ------
 1. **Skin pixels.** Without an explicit ``mask``, a pixel counts as skin when
-   its BT.601 full-range chroma lies in the box of Chai and Ngan (1999),
-   ``77 <= Cb <= 127`` and ``133 <= Cr <= 173``, and its luma is in
-   ``20 <= Y <= 250`` (drops deep shadow and specular highlights). The
+   its BT.601 full-range chroma lies in the box of Chai and Ngan (1999)
+   (``[skin]`` in the configuration: ``77 <= Cb <= 127`` and ``133 <= Cr <= 173``
+   by default), and its luma is in ``20 <= Y <= 250`` (drops deep shadow and
+   specular highlights). The
    redaction fill colour (exactly ``fill_rgb``) is never skin, so redacted
    boxes do not count even when the fill happens to be skin-coloured.
 2. **CIELAB.** sRGB is linearised, converted to XYZ and then to CIE L*a*b*
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from deid.config import SkinSettings, default_config
 from deid.errors import InputError
 from deid.types import RGBImage
 
@@ -131,7 +133,9 @@ def rgb_to_lab(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
     return lab
 
 
-def skin_mask(pixels: RGBImage, *, fill_rgb: Sequence[int] | None = (0, 0, 0)) -> npt.NDArray[np.bool_]:
+def skin_mask(
+    pixels: RGBImage, *, fill_rgb: Sequence[int] | None = (0, 0, 0), skin: SkinSettings | None = None
+) -> npt.NDArray[np.bool_]:
     """Pixels that look like skin by the documented YCbCr rule, minus redaction fill.
 
     Parameters
@@ -141,6 +145,8 @@ def skin_mask(pixels: RGBImage, *, fill_rgb: Sequence[int] | None = (0, 0, 0)) -
     fill_rgb
         The redaction fill colour (``policy.fill_rgb``); exact matches are
         never skin. ``None`` disables the exclusion.
+    skin
+        The ``[skin]`` colour box; the shipped default when ``None``.
 
     Returns
     -------
@@ -159,7 +165,8 @@ def skin_mask(pixels: RGBImage, *, fill_rgb: Sequence[int] | None = (0, 0, 0)) -
     luma = 0.299 * red + 0.587 * green + 0.114 * blue
     cb = 128 - 0.168736 * red - 0.331264 * green + 0.5 * blue
     cr = 128 + 0.5 * red - 0.418688 * green - 0.081312 * blue
-    mask: npt.NDArray[np.bool_] = (cb >= 77) & (cb <= 127) & (cr >= 133) & (cr <= 173) & (luma >= 20) & (luma <= 250)
+    box = skin or default_config().skin
+    mask: npt.NDArray[np.bool_] = _within(cb, box.cb_range) & _within(cr, box.cr_range) & _within(luma, box.luma_range)
     if fill_rgb is not None:
         mask &= ~np.all(pixels == np.asarray(fill_rgb, dtype=np.uint8), axis=-1)
     return mask
@@ -173,6 +180,7 @@ def estimate_skin_tone(
     min_skin_fraction: float = 0.02,
     min_skin_pixels: int = 64,
     max_pixels: int = 1_000_000,
+    skin: SkinSettings | None = None,
 ) -> SkinToneEstimate:
     """Estimate an image's skin tone as an ITA angle and band.
 
@@ -191,6 +199,8 @@ def estimate_skin_tone(
     max_pixels
         Larger images are sampled on a regular grid down to about this many
         pixels first (the median barely moves; the time does).
+    skin
+        The ``[skin]`` colour box for :func:`skin_mask`; the shipped default when ``None``.
 
     Returns
     -------
@@ -216,7 +226,7 @@ def estimate_skin_tone(
     step = max(1, math.isqrt(pixels.shape[0] * pixels.shape[1] // max(1, max_pixels)))
     sample = pixels[::step, ::step]
     if mask is None:
-        chosen = skin_mask(sample, fill_rgb=fill_rgb)
+        chosen = skin_mask(sample, fill_rgb=fill_rgb, skin=skin)
     else:
         chosen = mask[::step, ::step].astype(bool)
         if fill_rgb is not None:
@@ -230,3 +240,8 @@ def estimate_skin_tone(
     ita = np.degrees(np.arctan2(lab[:, 0] - 50.0, lab[:, 2]))
     angle = float(np.median(ita))
     return SkinToneEstimate(angle, band_for_ita(angle), fraction)
+
+
+def _within(values: npt.NDArray[np.float32], low_high: Sequence[int]) -> npt.NDArray[np.bool_]:
+    within: npt.NDArray[np.bool_] = (values >= low_high[0]) & (values <= low_high[1])
+    return within

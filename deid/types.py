@@ -8,7 +8,7 @@ they serialise as their value. Past :func:`deid.io.load_image` an image is a
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -179,6 +179,31 @@ class Region:
             "note": self.note,
         }
 
+    @classmethod
+    def from_json(cls, data: object) -> Region:
+        """Read :meth:`to_json`'s form back (scores as stored, rounded to 4 places).
+
+        Raises
+        ------
+        ValueError
+            If a field is missing or of the wrong type.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"not a region: {data!r}")
+        try:
+            box = data["box"]
+            if not (isinstance(box, list | tuple) and len(box) == 4):
+                raise ValueError(f"a region box is [x, y, w, h], got {box!r}")
+            return cls(
+                RegionKind(str(data["kind"])),
+                Box.from_xywh(*(float(v) for v in box)),
+                float(data["score"]),
+                str(data.get("source", "")),
+                str(data.get("note", "")),
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a region: {error!r}") from error
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -192,6 +217,39 @@ class Decision:
     regions: tuple[Region, ...] = ()
     reasons: tuple[str, ...] = ()
     crop: Box | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The one JSON form of a decision: CLI, ledger, review and reports (boxes as ``[x, y, w, h]``)."""
+        return {
+            "action": str(self.action),
+            "reasons": list(self.reasons),
+            "regions": [region.to_json() for region in self.regions],
+            "crop": self.crop.to_xywh() if self.crop is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Decision:
+        """Read :meth:`to_json`'s form back.
+
+        Raises
+        ------
+        ValueError
+            If a field is missing or of the wrong type.
+        """
+        try:
+            regions = data.get("regions") or []
+            crop = data.get("crop")
+            reasons = data.get("reasons") or []
+            if not (isinstance(regions, list) and isinstance(reasons, list)):
+                raise TypeError("regions and reasons must be lists")
+            return cls(
+                Action(str(data["action"])),
+                tuple(Region.from_json(region) for region in regions),
+                tuple(str(reason) for reason in reasons),
+                Box.from_xywh(*crop) if isinstance(crop, list) else None,
+            )
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a decision: {error!r}") from error
 
 
 @dataclass(frozen=True, slots=True)

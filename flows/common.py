@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from deid.errors import is_transient
@@ -20,3 +23,31 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 def surface_deid_logs() -> None:
     """Let INFO lines from the ``deid`` logger reach the run logs (the extra logger's level must be set too)."""
     logging.getLogger("deid").setLevel(logging.INFO)
+
+
+@contextmanager
+def shared_api_server() -> Iterator[None]:
+    """One temporary Prefect API for this process and its worker processes, when none is configured.
+
+    Without it each worker process of a process pool would start a temporary
+    server of its own (about ten seconds each, and SQLite lock errors on the
+    shared Prefect database). The server is Prefect's own ephemeral one; its
+    address is exported so child processes inherit it.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
+    finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler().flush()  # the run's last log lines reach the server before it stops
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()

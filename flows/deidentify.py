@@ -1,11 +1,13 @@
 """The ``deidentify`` flow: one batch of contributions from input folder to staged output.
 
 Steps: load config -> ingest (originals kept, ledger rows) -> process every
-image (fanned out on the task runner: threads here, a Dask cluster with
-``cluster``) -> record each result -> finish (duplicates, cases.csv, manifest).
-Held is not failed: a held image is a normal result and the run stays green.
-The ledger makes reruns no-ops, so no Prefect result cache is used (it cannot
-know whether a staged file still exists).
+image (fanned out on the task runner: two worker processes here, a Dask
+cluster with ``cluster``), recording each result in the ledger as soon as it is done ->
+finish (duplicates, cases.csv, manifest). One ledger is opened per flow run
+and closed at its end; workers never touch it. Held is not failed: a held
+image is a normal result and the run stays green. The ledger makes reruns
+no-ops, so no Prefect result cache is used (it cannot know whether a staged
+file still exists).
 """
 
 from __future__ import annotations
@@ -14,23 +16,18 @@ from pathlib import Path
 
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.futures import as_completed
+from prefect.task_runners import ProcessPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from deid.batch import BatchSummary, finish_batch
 from deid.config import Config, load_config
-from deid.pipeline import (
-    BatchSummary,
-    ImageResult,
-    ImageTask,
-    IngestResult,
-    Workspace,
-    finish_batch,
-    ingest_batch,
-    open_ledger,
-    process_image,
-    record_image_result,
-)
-from flows.common import retry_if_transient, surface_deid_logs
+from deid.ingest import CaseSelection, ImageTask, IngestResult, ingest_batch
+from deid.ledger import Ledger
+from deid.pipeline import ImageResult, process_image, record_image_result
+from deid.progress import BatchProgress
+from deid.workspace import Workspace, lock_workspace, open_ledger
+from flows.common import retry_if_transient, shared_api_server, surface_deid_logs
 
 RETRIES = {"retries": 2, "retry_delay_seconds": 2, "retry_condition_fn": retry_if_transient, "cache_policy": NO_CACHE}
 
@@ -42,6 +39,9 @@ class RunParameters(BaseModel):
     workspace: str = Field(default="workspace", description="private workspace folder")
     config_path: str | None = Field(default=None, description="deid.toml overlaid on the defaults")
     cluster: str | None = Field(default=None, description="Dask scheduler address, or 'local' for a local cluster")
+    only: list[str] = Field(default_factory=list, description="process only these contribution ids")
+    since: str | None = Field(default=None, description="process only contributions submitted on or after this date")
+    workers: int = Field(default=2, ge=1, le=64, description="worker processes for a local run")
 
 
 @task(name="load-config", cache_policy=NO_CACHE)
@@ -51,9 +51,11 @@ def load_config_task(config_path: str | None) -> Config:
 
 
 @task(name="ingest", **RETRIES)
-def ingest_task(input_dir: str, workspace: Workspace, config: Config) -> IngestResult:
+def ingest_task(
+    input_dir: str, workspace: Workspace, ledger: Ledger, config: Config, selection: CaseSelection
+) -> IngestResult:
     """Keep originals, register contributions and images."""
-    return ingest_batch(input_dir, workspace, open_ledger(workspace, config), config)
+    return ingest_batch(input_dir, workspace, ledger, config, selection=selection)
 
 
 @task(name="process-image", **RETRIES)
@@ -64,40 +66,70 @@ def process_task(image: ImageTask, config: Config, workspace: Workspace) -> Imag
 
 
 @task(name="record-result", **RETRIES)
-def record_task(result: ImageResult, workspace: Workspace, config: Config) -> None:
+def record_task(result: ImageResult, ledger: Ledger) -> None:
     """Store one result in the ledger."""
-    record_image_result(open_ledger(workspace, config), result)
+    record_image_result(ledger, result)
 
 
 @task(name="finish-batch", **RETRIES)
-def finish_task(input_dir: str, workspace: Workspace, config: Config, ingest: IngestResult) -> BatchSummary:
+def finish_task(
+    workspace: Workspace, ledger: Ledger, config: Config, ingest: IngestResult, stages: list[tuple[str, float]]
+) -> BatchSummary:
     """Collapse duplicates, write staged cases.csv and manifest.json."""
-    return finish_batch(input_dir, workspace, open_ledger(workspace, config), config, ingest)
+    return finish_batch(workspace, ledger, config, ingest, stage_seconds=stages)
 
 
-@flow(name="deidentify", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+# Two worker processes on two cores (not threads contending for the GIL); each loads its models once.
+@flow(name="deidentify", task_runner=ProcessPoolTaskRunner(max_workers=2), log_prints=True)
 def deidentify(params: RunParameters) -> BatchSummary:
-    """De-identify one batch of contributions into the workspace's staged folder."""
+    """De-identify one batch of contributions into the workspace's staged folder (one run per workspace)."""
     surface_deid_logs()
     config = load_config_task(params.config_path)
     workspace = Workspace(Path(params.workspace).resolve()).create()
-    ingest = ingest_task(params.input_dir, workspace, config)
-    results = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace)).result()
-    for result in results:
-        record_task(result, workspace, config)
-    return finish_task(params.input_dir, workspace, config, ingest)
+    with lock_workspace(workspace):
+        ledger = open_ledger(workspace, config)
+        try:
+            selection = CaseSelection(frozenset(params.only), params.since)
+            ingest = ingest_task(params.input_dir, workspace, ledger, config, selection)
+            futures = process_task.map(ingest.tasks, config=unmapped(config), workspace=unmapped(workspace))
+            progress = BatchProgress(total=len(ingest.tasks))
+            for done in as_completed(futures):  # each result is in the ledger as soon as its image is done
+                result = done.result()
+                record_task(result, ledger)
+                progress.advance(dict(result.stages))
+            return finish_task(workspace, ledger, config, ingest, list(progress.stage_seconds.items()))
+        finally:
+            ledger.close()
 
 
 def run_batch(
-    *, input_dir: str, workspace: str, config_path: str | None = None, cluster: str | None = None
+    *,
+    input_dir: str,
+    workspace: str,
+    config_path: str | None = None,
+    cluster: str | None = None,
+    only: list[str] | None = None,
+    since: str | None = None,
+    workers: int = 2,
 ) -> BatchSummary:
-    """Run the flow from code or the CLI, on threads or on a Dask cluster."""
-    params = RunParameters(input_dir=input_dir, workspace=workspace, config_path=config_path, cluster=cluster)
+    """Run the flow from code or the CLI, on two worker processes or on a Dask cluster."""
+    params = RunParameters(
+        input_dir=input_dir,
+        workspace=workspace,
+        config_path=config_path,
+        cluster=cluster,
+        only=list(only or []),
+        since=since,
+        workers=workers,
+    )
     runnable = deidentify
+    if workers != 2:
+        runnable = deidentify.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers))
     if cluster:
         from prefect_dask import DaskTaskRunner
 
         local = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "processes": True}}
         runner = DaskTaskRunner(**local) if cluster == "local" else DaskTaskRunner(address=cluster)
         runnable = deidentify.with_options(task_runner=runner)
-    return runnable(params)
+    with shared_api_server():
+        return runnable(params)

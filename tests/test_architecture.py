@@ -64,3 +64,35 @@ def test_error_mapping_wraps_foreign_exceptions(tmp_path: Path) -> None:
     with pytest.raises(InputError) as raised:
         load_image(bad, load_config().input)
     assert str(bad) in str(raised.value)
+
+
+def _dynamic_imports(path: Path) -> set[str]:
+    """Module names passed as string literals to ``importlib.import_module`` or ``__import__``."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                names.add(node.args[0].value)
+    return names
+
+
+FLOW_ENTRY_POINTS = {"deid/cli.py": {"flows.deidentify"}}
+"""The one sanctioned way up from the library into flows/: ``deid run`` starts the deidentify flow.
+
+Users expect one console script; the CLI reaches the flow module through
+importlib at call time, so importing :mod:`deid` never imports Prefect. Every
+other module of the library stays below flows/, statically and dynamically.
+"""
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_reaches_flows_only_through_the_cli_entry_points(path: Path) -> None:
+    relative = path.relative_to(ROOT).as_posix()
+    static = {name for name in _imports(path) if name == "flows" or name.startswith("flows.")}
+    assert not static, f"{relative} imports {sorted(static)}: the library never imports flows/"
+    dynamic = {name for name in _dynamic_imports(path) if name == "flows" or name.startswith("flows.")}
+    assert dynamic <= FLOW_ENTRY_POINTS.get(relative, set()), (
+        f"{relative} reaches {sorted(dynamic)}; only {FLOW_ENTRY_POINTS} may (see the docstring)"
+    )

@@ -25,11 +25,11 @@ from deid.demographics import (
     map_race,
     map_sex,
     map_skin_type,
-    new_case_id,
     read_release_csv,
     write_release_csv,
 )
 from deid.errors import ConfigError
+from deid.ids import new_case_id
 from deid.types import Case
 
 QI_COLUMNS = ["year", "age_group", "sex_at_birth", "fitzpatrick_skin_type", "race"]

@@ -14,19 +14,13 @@ import piexif
 import pytest
 from PIL import Image
 
+from deid.batch import BatchSummary, finish_batch
 from deid.config import Config, load_config
+from deid.ingest import IngestResult, ingest_batch
 from deid.ledger import Ledger
-from deid.pipeline import (
-    BatchSummary,
-    IngestResult,
-    Workspace,
-    finish_batch,
-    ingest_batch,
-    open_ledger,
-    process_image,
-    record_image_result,
-)
+from deid.pipeline import process_image, record_image_result
 from deid.types import Action, ImageRecord, RegionKind, Status
+from deid.workspace import Workspace, open_ledger
 from tests.assertions import assert_no_metadata_segments, assert_no_pixel_survives
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -57,7 +51,7 @@ def run_batch(workspace_root: Path, config: Config) -> Run:
     ingest = ingest_batch(SAMPLE, workspace, ledger, config)
     for task in ingest.tasks:
         record_image_result(ledger, process_image(task, config, workspace))
-    summary = finish_batch(SAMPLE, workspace, ledger, config, ingest)
+    summary = finish_batch(workspace, ledger, config, ingest)
     return Run(config, workspace, ledger, ingest, summary)
 
 
@@ -154,7 +148,7 @@ def test_rerun_is_a_no_op(run: Run) -> None:
     }
     again = ingest_batch(SAMPLE, run.workspace, run.ledger, run.config)
     assert again.tasks == (), "nothing is processed twice"
-    finish_batch(SAMPLE, run.workspace, run.ledger, run.config, again)
+    finish_batch(run.workspace, run.ledger, run.config, again)
     after = {
         p: p.read_bytes()
         for p in run.workspace.root.rglob("*")

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from PIL import Image
 
+from deid.batch import finish_batch
 from deid.cli import main
 from deid.config import load_config
-from deid.pipeline import Workspace, finish_batch, ingest_batch, open_ledger, process_image, record_image_result
+from deid.ingest import ingest_batch
+from deid.pipeline import process_image, record_image_result
 from deid.types import Status
+from deid.workspace import Workspace, open_ledger
 from tests.hostile import HEADER
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -26,7 +29,7 @@ def _run(batch: Path, workspace_root: Path, config_text: str):  # type: ignore[n
     ingest = ingest_batch(batch, workspace, ledger, config)
     for task in ingest.tasks:
         record_image_result(ledger, process_image(task, config, workspace))
-    return workspace, ledger, finish_batch(batch, workspace, ledger, config, ingest)
+    return workspace, ledger, finish_batch(workspace, ledger, config, ingest)
 
 
 def _batch(root: Path, images: dict[str, bytes]) -> Path:
@@ -83,13 +86,13 @@ def test_public_copy_is_excluded_with_its_evidence(tmp_path: Path) -> None:
     coffee = next(r for r in ledger.images() if r.original_name == "coffee.jpg")
     assert coffee.status is Status.EXCLUDED
     assert coffee.reasons[0].startswith("match.public_copy:") and "coffee.jpg" in coffee.reasons[0]
-    evidence = ledger.image_details(coffee.image_id)["matches"]
-    assert evidence[0]["verdict"] == "public_copy" and evidence[0]["reference"].endswith("coffee.jpg")
+    evidence = ledger.image_details(coffee.image_id).matches
+    assert evidence[0].verdict == "public_copy" and evidence[0].match.reference.endswith("coffee.jpg")
     assert (workspace.previews / f"{coffee.image_id}_match.png").exists(), "both images side by side for the record"
     assert not coffee.staged_name, "nothing of a public copy is staged"
     rash = next(r for r in ledger.images() if r.original_name == "rash.jpg")
     assert rash.status is Status.OK, rash.reasons
-    assert [copy["original_name"] for copy in summary.public_copies] == ["coffee.jpg"]
+    assert [copy.original_name for copy in summary.public_copies] == ["coffee.jpg"]
     assert "public copy excluded: coffee.jpg" in summary.to_text()
 
 

@@ -19,7 +19,7 @@ import skimage.data
 
 from deid.config import Config, load_config
 from deid.errors import ConfigError
-from deid.policy import apply_policy, decision_to_json, is_releasable
+from deid.policy import apply_policy, is_releasable
 from deid.redact import render_decision
 from deid.types import Action, Box, Decision, Region, RegionKind, RGBImage
 from tests.assertions import assert_no_pixel_survives
@@ -247,7 +247,7 @@ def test_skin_mask_steers_the_crop_towards_skin() -> None:
 
 def test_decision_json_names_boxes_as_xywh() -> None:
     decision = Decision(Action.CROP, (face(0.9, Box(10, 20, 30, 60)),), ("why",), crop=Box(40, 0, 100, 80))
-    as_json = decision_to_json(decision)
+    as_json = decision.to_json()
     assert as_json["crop"] == [40, 0, 60, 80]
     assert as_json["regions"] == [face(0.9, Box(10, 20, 30, 60)).to_json()]
     assert is_releasable(decision) and not is_releasable(Decision(Action.HOLD))

@@ -1,9 +1,11 @@
-"""Tattoo detection: sharp, neutral-or-cool ink strokes inside skin.
+"""Tattoo detection: sharp ink strokes inside skin, scored as a calibrated probability.
 
 No tattoo model ships in any wheel this project may use, and none may be
 downloaded, so this detector is built from what ink on skin looks like
-rather than learned. Every size is a fraction of the image, every threshold
-an option in ``[detection.detectors."tattoos.ink".options]``.
+rather than learned; only the last step, turning evidence into a
+probability, is fitted on labelled photos (two numbers). Every size is a
+fraction of the image, every threshold an option in
+``[detection.detectors."tattoos.ink".options]``.
 
 1. **Working copy.** The detection copy is shrunk to ``work_side_px`` on its
    long side (640: a 12-MP photo costs the same as a phone thumbnail).
@@ -11,7 +13,9 @@ an option in ``[detection.detectors."tattoos.ink".options]``.
    seed this image's own skin model: the median CIELAB hue and chroma.
    Skin is every pixel within ``skin_hue_deg`` of that hue with a chroma
    within ``skin_chroma_ratio`` of it. The chroma floor keeps white sheets,
-   grey floors and walls out; the hue keeps clothing out.
+   grey floors and walls out; the hue keeps clothing out. A picture whose
+   seed pixels are all but grey (median chroma under 8: a grey wall, noise,
+   a black-and-white photo) has no skin, so nothing in it is a tattoo.
 3. **Ink density.** A morphological closing of each RGB channel with a disc
    ``stroke_kernel_frac`` wide estimates the skin that would be there
    without thin dark structures; ``log(reference / pixel)`` is an optical
@@ -28,11 +32,18 @@ an option in ``[detection.detectors."tattoos.ink".options]``.
    fills (tribal, blackwork): dense (``min_fill_density``), not skin-coloured
    and not brown or red (``min_fill_neutrality``). Their medial axes become
    strokes, so a round mole or a wound's eschar still makes no line art.
+   A fill that runs into the image border is dropped: there it is nearly
+   always the shadow or background beyond a limb that the hull closed over.
+   **Colour ink** (red, pink, purple lettering and line work) absorbs green
+   far more than red or blue (``min_pixel_greenness``); melanin's absorption
+   falls smoothly from blue to red. Those pixels are grouped on their own
+   and scored by that green absorption instead of neutrality, so a red
+   petal never dilutes the colour cue of a black outline beside it.
 5. **Strokes, grouped.** One-pixel threads (hairs, JPEG ringing) are opened
    away, fragments whose skeleton is shorter than ``min_stroke_frac`` (pores,
    freckles, the dots of a dermoscopic network, small moles) are dropped,
    and the rest are grouped when closer than ``group_gap_frac``.
-6. **Score** = product of four ramps in ``[0, 1]``:
+6. **Evidence** = product of ramps in ``[0, 1]`` (the last three are penalties):
 
    * *stroke length*: total skeleton length of the group;
    * *neutrality*: red absorbed over blue absorbed, summed over a halo round
@@ -46,16 +57,35 @@ an option in ``[detection.detectors."tattoos.ink".options]``.
      lettering and line art are many strokes with many junctions;
    * *backdrop*: the share of a ring just outside the ink that is bright
      non-skin. Ink sits on skin or on more ink; print sits on paper (ruler
-     labels, dressings, documents held to the camera).
+     labels, dressings, documents held to the camera);
+   * *edge*: optical density just outside the strokes over density on them.
+     Ink stops sharply at the edge of the needle's line; pigment,
+     inflammation and the rims of vitiligo fade out;
+   * *shadow*: the share of the ring that is dark and not skin: the gap
+     between fingers, a nail fold, a limb's outline against a dark room;
+   * *round field*: how far the frame is a dermatoscope's (dark outside a
+     centred disc, lit inside). Dermoscopy shows lesions, not tattoos.
 
-   Groups scoring under ``min_score`` are not reported. Strong groups near
+7. **Probability.** The evidence is mapped to the probability that the group
+   is a tattoo by a logistic (Platt) map of its logit, ``calibration_slope``
+   and ``calibration_offset``, fitted by ``benchmarks/train_tattoo_calibration.py``
+   on the best group of each photo of the devdata tune split (tattoos/ and
+   skin/). The probability is what a region's ``score`` reports and what the
+   policy's tattoo band reads. It is calibrated on devdata's mix (about four
+   photos in ten show a tattoo); where tattoos are rarer, a region at 0.3 is
+   less often one.
+
+   Groups whose probability is under ``min_score`` are not reported. Strong groups near
    each other (``merge_gap_frac``) are joined, and weak groups touching them
    absorbed, so the proposed box covers the whole piece.
 
-Measured on ``../shared/devdata/tattoos`` (``benchmarks/tattoos.py``) and on
-generated skin (``tests/detect/test_tattoos.py``). Known limits: solid
-fills are found only when dense and dark (faded blackwork is missed); pure red or yellow ink
-without darker linework reads as blood or melanin; strokes under about two
+Measured on ``../shared/devdata/tattoos`` and ``skin`` per split
+(``benchmarks/tattoos.py``) and on generated skin (``tests/detect/test_tattoos.py``).
+Known limits: solid fills are found only when dense and dark (faded
+blackwork is missed); orange or yellow ink, and red fine line that absorbs
+blue as much as green, reads as blood or melanin; a black-and-white photo
+has no skin and is never flagged; a surgical-marker blot with hairs on
+dermoscopy without a round field is ink and is flagged; strokes under about two
 pixels on the working copy are lost; faded ink on dark skin after strong
 JPEG compression loses the colour cue and is often missed; and on photos
 that are not of skin (food, fur, wood, printed pages on warm paper), dark
@@ -93,13 +123,24 @@ _OPTIONS: dict[str, float] = {
     "neutrality_low": 0.92,
     "neutrality_high": 1.06,
     "complexity_low": 2.0,
-    "complexity_high": 6.0,
+    "complexity_high": 5.0,
     "backdrop_low": 0.3,
     "backdrop_high": 0.5,
     "merge_gap_frac": 0.1,
     "fill_kernel_frac": 0.15,
     "min_fill_density": 0.5,
     "min_fill_neutrality": 0.9,
+    "min_pixel_greenness": 1.5,
+    "greenness_low": 1.4,
+    "greenness_high": 1.8,
+    "edge_low": 0.6,
+    "edge_high": 0.85,
+    "shadow_low": 0.3,
+    "shadow_high": 0.6,
+    "round_field_low": 0.5,
+    "round_field_high": 0.8,
+    "calibration_slope": 0.732,
+    "calibration_offset": -0.419,
     "min_score": 0.3,
 }
 
@@ -114,6 +155,21 @@ _SEED_MIN_Y = 30.0
 _MIN_SEED_PIXELS = 200
 # Skin is never this grey (Lab chroma units), whatever the white balance.
 _MIN_SKIN_CHROMA = 8.0
+# Evidence is clipped this far from 0 and 1 before calibration, so its logit stays finite.
+_EVIDENCE_FLOOR = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every stroke group of one working copy is judged against."""
+
+    small: RGBImage
+    skin: BoolMask
+    backdrop: BoolMask
+    round_field: float
+    lightness: FloatImage
+    skin_lightness: float
+    chroma: FloatImage
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +187,14 @@ class InkGroup:
     density: float
     backdrop: float
     score: float
+    edge: float = 0.0
+    greenness: float = 0.0
+    chroma_gain: float = 0.0
+    vignette: float = 0.0
+    border: float = 0.0
+    area: float = 0.0
+    fill: float = 0.0
+    shadow: float = 0.0
 
 
 class InkTattooDetector:
@@ -154,7 +218,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "1"
+    version = "2"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -172,7 +236,8 @@ class InkTattooDetector:
                 f"ink strokes {group.strokes}, junctions {group.junctions}, "
                 f"stroke length {group.stroke_length:.2f} of the long side, neutrality {group.neutrality:.2f}"
             )
-            regions.append(Region(RegionKind.TATTOO, box, round(group.score, 4), f"{self.name}@{self.version}", note))
+            probability = self.probability(group.score)
+            regions.append(Region(RegionKind.TATTOO, box, round(probability, 4), f"{self.name}@{self.version}", note))
         return sorted(regions, key=lambda region: -region.score)
 
     def analyse(self, image: RGBImage) -> list[InkGroup]:
@@ -189,15 +254,19 @@ class InkTattooDetector:
             return []
         # Not skin and at least as bright: paper, labels, rulers, sheets, walls. Kept out of
         # the skin reference, or the dark side of every limb against a white sheet is "ink".
-        lightness = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)[..., 0]
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+        lightness: FloatImage = lab[..., 0]
         backdrop = ~skin & (lightness >= np.median(lightness[skin]))
         density, neutrality, absorbed = _ink_density(small, kernel, exclude=backdrop)
         inside = _inside_skin(skin, _odd(self.options["hull_kernel_frac"] * side))
-        ink = (
-            inside & (density >= self.options["min_ink_density"]) & (neutrality >= self.options["min_pixel_neutrality"])
-        )
-        # A 2x2 opening removes one-pixel threads: hairs and JPEG ringing.
-        ink = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+        candidate = inside & (density >= self.options["min_ink_density"])
+        ink = _open_threads(candidate & (neutrality >= self.options["min_pixel_neutrality"]))
+        # Colour inks (red, pink, purple) absorb green far more than red or blue; melanin's
+        # absorption falls smoothly from blue to red and blood's is spread over green and blue.
+        # They are grouped on their own, so a red petal never dilutes a black outline's colour.
+        greenness = (absorbed[..., 1] + 0.02) / (0.5 * (absorbed[..., 0] + absorbed[..., 2]) + 0.02)
+        colour_ink = _open_threads(candidate & ~ink & (greenness >= self.options["min_pixel_greenness"]))
+        solid = np.zeros(ink.shape, bool)
         if self.options["fill_kernel_frac"] > 0:
             fill_density, fill_neutrality, fill_absorbed = _ink_density(
                 small, _odd(self.options["fill_kernel_frac"] * side), exclude=backdrop, shrink=4
@@ -208,12 +277,36 @@ class InkTattooDetector:
                 & (fill_density >= self.options["min_fill_density"])
                 & (fill_neutrality >= self.options["min_fill_neutrality"])
             )
-            fill = cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+            fill = _off_frame(cv2.morphologyEx(fill.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0)
             new = fill & ~ink
+            solid = new
             ink = ink | fill
             density = np.where(new, fill_density, density)
             absorbed = np.where(new[..., None], fill_absorbed, absorbed)
-        return self._group(ink, density, absorbed, backdrop, side)
+        context = _Context(
+            small=small,
+            skin=skin,
+            backdrop=backdrop,
+            round_field=_round_field(lightness),
+            lightness=lightness,
+            skin_lightness=float(np.median(lightness[skin])),
+            chroma=np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0),
+        )
+        # One thinning for both passes (it is the costliest step); each keeps its own centre lines.
+        skeleton = _skeleton(ink | colour_ink)
+        groups = self._group(ink, density, absorbed, side, context=context, solid=solid, skeleton=skeleton & ink)
+        if colour_ink.any():
+            groups += self._group(
+                colour_ink,
+                density,
+                absorbed,
+                side,
+                context=context,
+                solid=np.zeros_like(solid),
+                skeleton=skeleton & colour_ink,
+                colour=True,
+            )
+        return sorted(groups, key=lambda group: -group.score)
 
     def merge(self, groups: list[InkGroup], *, side: float) -> list[InkGroup]:
         """Join groups scoring at least ``min_score`` that lie near each other, plus weak neighbours.
@@ -225,8 +318,8 @@ class InkTattooDetector:
         groups), so weak groups never raise an alarm or spread a box on their own.
         """
         gap = round(self.options["merge_gap_frac"] * side)
-        strong = [group for group in groups if group.score >= self.options["min_score"]]
-        weak = [group for group in groups if group.score < self.options["min_score"]]
+        strong = [group for group in groups if self.probability(group.score) >= self.options["min_score"]]
+        weak = [group for group in groups if self.probability(group.score) < self.options["min_score"]]
         clusters: list[InkGroup] = []
         while strong:
             seed = strong.pop(0)
@@ -247,12 +340,35 @@ class InkTattooDetector:
             merged.append(cluster)
         return sorted(merged, key=lambda group: -group.score)
 
+    def probability(self, evidence: float) -> float:
+        """The calibrated probability that a group with this ``evidence`` score is a tattoo.
+
+        A logistic (Platt) map of the evidence's logit, ``calibration_slope`` and
+        ``calibration_offset`` fitted on labelled stroke groups of the devdata tune
+        split by ``benchmarks/train_tattoo_calibration.py``; slope 1 and offset 0
+        leave the evidence as it is.
+        """
+        clipped = min(max(evidence, _EVIDENCE_FLOOR), 1.0 - _EVIDENCE_FLOOR)
+        logit = np.log(clipped / (1.0 - clipped))
+        if evidence <= 0.0:
+            return 0.0  # a group with no evidence at all (a ramp at zero) is never a tattoo
+        value = self.options["calibration_slope"] * logit + self.options["calibration_offset"]
+        return float(1.0 / (1.0 + np.exp(-value)))
+
     def _group(
-        self, ink: BoolMask, density: FloatImage, absorbed: FloatImage, backdrop: BoolMask, side: int
+        self,
+        ink: BoolMask,
+        density: FloatImage,
+        absorbed: FloatImage,
+        side: int,
+        *,
+        context: _Context,
+        solid: BoolMask,
+        skeleton: BoolMask,
+        colour: bool = False,
     ) -> list[InkGroup]:
         count, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
         min_stroke = self.options["min_stroke_frac"] * side
-        skeleton = _skeleton(ink)
         lengths = np.bincount(labels[skeleton], minlength=count)
         keep = np.zeros(count, bool)
         keep[1:] = lengths[1:] >= min_stroke
@@ -270,6 +386,15 @@ class InkTattooDetector:
         ring = (cv2.dilate(ink_bytes, np.ones((9, 9), np.uint8)) > 0) & ~(
             cv2.dilate(ink_bytes, np.ones((3, 3), np.uint8)) > 0
         )
+        # Just outside the strokes (1 to 2 pixels): ink stops sharply, inflammation and pigment fade.
+        near = (cv2.dilate(ink_bytes, np.ones((5, 5), np.uint8)) > 0) & ~ink
+        backdrop = context.backdrop
+        # Dark and not skin: the background beyond a limb, the gap between fingers, a sleeve.
+        shadow = ~context.skin & ~ink & ~backdrop & (context.lightness < 0.6 * context.skin_lightness)
+        chroma = context.chroma
+        skin_chroma = float(np.median(chroma[context.skin]))
+        vignette = context.round_field
+        image_height, image_width = ink.shape
         groups = []
         for index in range(1, group_count):
             # Work inside the group's bounding box: a busy image has hundreds of groups.
@@ -286,8 +411,18 @@ class InkTattooDetector:
             around = in_group & halo[window]
             under = in_group & ring[window]
             on_backdrop = float(backdrop[window][under].mean()) if under.any() else 0.0
-            colour = absorbed[window]
-            neutral = float(colour[..., 0][around].sum() + 1e-3) / float(colour[..., 2][around].sum() + 1e-3)
+            on_shadow = float(shadow[window][under].mean()) if under.any() else 0.0
+            absorbed_here = absorbed[window]
+            red, green, blue = (float(absorbed_here[..., channel][around].sum()) + 1e-3 for channel in range(3))
+            neutral = red / blue
+            core = float(np.mean(density[window][member]))
+            outside = in_group & near[window]
+            edge = float(np.mean(density[window][outside])) / max(core, 1e-3) if outside.any() else 0.0
+            box_left, box_top = left + int(xs.min()), top + int(ys.min())
+            box_right, box_bottom = left + int(xs.max()) + 1, top + int(ys.max()) + 1
+            touches = (
+                (box_left <= 1) + (box_top <= 1) + (box_right >= image_width - 1) + (box_bottom >= image_height - 1)
+            )
             groups.append(
                 InkGroup(
                     box=Box(
@@ -297,21 +432,61 @@ class InkTattooDetector:
                     strokes=len(stroke_ids),
                     junctions=junction_count,
                     neutrality=neutral,
-                    density=float(np.mean(density[window][member])),
+                    density=core,
                     backdrop=on_backdrop,
-                    score=self._score(length, neutral, len(stroke_ids), junction_count, on_backdrop),
+                    score=self._score(
+                        length,
+                        neutral,
+                        len(stroke_ids),
+                        junction_count,
+                        on_backdrop,
+                        greenness=green / (0.5 * (red + blue)),
+                        edge=edge,
+                        round_field=vignette,
+                        shadow=on_shadow,
+                        colour=colour,
+                    ),
+                    edge=edge,
+                    greenness=green / (0.5 * (red + blue)),
+                    chroma_gain=float(np.mean(chroma[window][member])) - skin_chroma,
+                    vignette=vignette,
+                    border=float(touches),
+                    area=(box_right - box_left) * (box_bottom - box_top) / float(image_height * image_width),
+                    fill=float(solid[window][member].mean()),
+                    shadow=on_shadow,
                 )
             )
         return sorted(groups, key=lambda group: -group.score)
 
-    def _score(self, length: float, neutrality: float, strokes: int, junctions: int, backdrop: float) -> float:
+    def _score(
+        self,
+        length: float,
+        neutrality: float,
+        strokes: int,
+        junctions: int,
+        backdrop: float,
+        *,
+        greenness: float = 1.0,
+        edge: float = 0.0,
+        round_field: float = 0.0,
+        shadow: float = 0.0,
+        colour: bool = False,
+    ) -> float:
         option = self.options
         complexity = strokes + junctions / 2.0
+        hue = (
+            _ramp(greenness, option["greenness_low"], option["greenness_high"])
+            if colour
+            else _ramp(neutrality, option["neutrality_low"], option["neutrality_high"])
+        )
         parts = (
             _ramp(length, option["stroke_length_low"], option["stroke_length_high"]),
-            _ramp(neutrality, option["neutrality_low"], option["neutrality_high"]),
+            hue,
             _ramp(complexity, option["complexity_low"], option["complexity_high"]),
             1.0 - _ramp(backdrop, option["backdrop_low"], option["backdrop_high"]),
+            1.0 - _ramp(edge, option["edge_low"], option["edge_high"]),
+            1.0 - _ramp(round_field, option["round_field_low"], option["round_field_high"]),
+            1.0 - _ramp(shadow, option["shadow_low"], option["shadow_high"]),
         )
         return float(np.prod(parts))
 
@@ -329,6 +504,8 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ("skin_hue_deg", 0.0 < options["skin_hue_deg"] <= 180.0, "must be in (0, 180]"),
         ("skin_chroma_ratio", 0.0 < options["skin_chroma_ratio"] < 1.0, "must be in (0, 1)"),
         ("min_score", 0.0 <= options["min_score"] <= 1.0, "must be in 0..1"),
+        ("calibration_slope", 0.0 < options["calibration_slope"] <= 20.0, "must be in (0, 20] (it keeps the order)"),
+        ("calibration_offset", -20.0 <= options["calibration_offset"] <= 20.0, "must be in [-20, 20]"),
         ("fill_kernel_frac", 0.0 <= options["fill_kernel_frac"] <= 0.5, "must be in [0, 0.5] (0: no fill pass)"),
         *(
             (key, 0.0 < options[key] <= 0.5, "must be in (0, 0.5]")
@@ -337,7 +514,16 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ),
         *(
             (f"{stem}_low", options[f"{stem}_low"] <= options[f"{stem}_high"], f"must not exceed {stem}_high")
-            for stem in ("stroke_length", "neutrality", "complexity", "backdrop")
+            for stem in (
+                "stroke_length",
+                "neutrality",
+                "complexity",
+                "backdrop",
+                "greenness",
+                "edge",
+                "round_field",
+                "shadow",
+            )
         ),
     ]
     for key, valid, problem in problems:
@@ -404,7 +590,9 @@ def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolM
     chroma = np.hypot(a_star, b_star)
     hue = np.degrees(np.arctan2(b_star, a_star))
     hue_centre = float(np.median(hue[seed]))  # skin hues span about -30..100 degrees: no wrap-around
-    chroma_centre = max(float(np.median(chroma[seed])), _MIN_SKIN_CHROMA)
+    chroma_centre = float(np.median(chroma[seed]))
+    if chroma_centre < _MIN_SKIN_CHROMA:  # a grey or black-and-white picture: no skin colour to go on
+        return None
     hue_gap = np.abs((hue - hue_centre + 180.0) % 360.0 - 180.0)
     mask: BoolMask = (
         (hue_gap <= hue_deg)
@@ -413,6 +601,48 @@ def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolM
         & (lab[..., 0] >= _SEED_MIN_Y)
     )
     return mask
+
+
+def _round_field(lightness: FloatImage) -> float:
+    """How much the frame looks like a dermatoscope's: dark outside a centred disc, lit inside.
+
+    The share of dark pixels outside the inscribed ellipse, counted only when
+    the middle of the ellipse is almost free of them (a limb on a black cloth
+    is dark inside the ellipse too).
+    """
+    height, width = lightness.shape
+    ys, xs = np.ogrid[:height, :width]
+    radius = ((ys - (height - 1) / 2) / (height / 2)) ** 2 + ((xs - (width - 1) / 2) / (width / 2)) ** 2
+    core = radius <= 0.5
+    level = 0.35 * float(np.median(lightness[core]))
+    dark = lightness < level
+    outside = radius >= 1.1
+    if not outside.any() or float(dark[core].mean()) > 0.05:
+        return 0.0
+    return float(dark[outside].mean())
+
+
+def _open_threads(mask: BoolMask) -> BoolMask:
+    """``mask`` less one-pixel threads (hairs, JPEG ringing): a 2x2 opening."""
+    opened: BoolMask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+    return opened
+
+
+def _off_frame(mask: BoolMask) -> BoolMask:
+    """``mask`` without the components that touch the image border.
+
+    A dark fill running into the frame is, far more often than a tattoo, the
+    shadow or background beyond the limb that the skin hull closed over.
+    """
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    keep = np.ones(count, bool)
+    keep[edge] = False
+    keep[0] = False
+    result: BoolMask = keep[labels]
+    return result
 
 
 def _inside_skin(skin: BoolMask, kernel: int) -> BoolMask:

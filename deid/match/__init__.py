@@ -20,7 +20,13 @@ from deid.match.fingerprint import Fingerprints, compute_fingerprints
 from deid.match.index import DiskMatchIndex, IndexStats, MemoryMatchIndex
 from deid.match.protocol import MatchIndex
 from deid.match.verdict import MatchEvidence, MatchResult, MatchSource, Verdict, match_image
-from deid.match.verify_geometry import ReferenceLoader, Verification, VerificationStatus, file_reference_loader, verify_copy
+from deid.match.verify_geometry import (
+    ReferenceLoader,
+    Verification,
+    VerificationStatus,
+    file_reference_loader,
+    verify_copy,
+)
 from deid.match.web import (
     CloudVisionWebDetection,
     ReverseImageSearch,

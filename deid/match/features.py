@@ -27,12 +27,11 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from deid.config import default_config
 from deid.types import RGBImage
 
 FEATURE_BYTES = 32
 """Bytes of one ORB descriptor."""
-RATIO = 0.8
-"""Lowe's ratio: the nearest partner must be this much closer than the second nearest."""
 MAX_MATCH_BITS = 40
 """A partner further than this many bits (of 256) is no partner.
 
@@ -147,24 +146,28 @@ def count_matches(query: Descriptors, reference: Descriptors) -> DescriptorMatch
     return count_matches_many(query, [reference])[0]
 
 
-def count_matches_many(query: Descriptors, references: Sequence[Descriptors]) -> list[DescriptorMatches]:
+def count_matches_many(
+    query: Descriptors, references: Sequence[Descriptors], *, ratio: float | None = None
+) -> list[DescriptorMatches]:
     """:func:`count_matches` of ``query`` against each of ``references``, in one search.
 
     A partner counts when it lies within :data:`MAX_MATCH_BITS` and is nearer
-    than :data:`RATIO` times the second-nearest descriptor *of the same
+    than ``ratio`` (``match.lowe_ratio``; the configured default when ``None``)
+    times the second-nearest descriptor *of the same
     reference*; each reference descriptor partners one query descriptor at
     most (its closest). One exact range search over all references' stacked
-    descriptors finds every pair within ``MAX_MATCH_BITS / RATIO`` bits, which
+    descriptors finds every pair within ``MAX_MATCH_BITS / ratio`` bits, which
     is all the ratio test can need: a second-nearest further than that never
     spoils a partner within ``MAX_MATCH_BITS``.
     """
+    lowe = ratio if ratio is not None else default_config().match.lowe_ratio
     counts = np.asarray([len(r) for r in references], dtype=np.int64)
     if not len(query) or not counts.sum():
         return [DescriptorMatches(0, 256.0) for _ in references]
     owner_of = np.repeat(np.arange(len(references), dtype=np.int64), counts)
     index = faiss.IndexBinaryFlat(FEATURE_BYTES * 8)
     index.add(np.ascontiguousarray(np.concatenate([r for r in references if len(r)]), dtype=np.uint8))
-    radius = int(MAX_MATCH_BITS / RATIO) + 1  # faiss keeps distances strictly below the radius
+    radius = int(MAX_MATCH_BITS / lowe) + 1  # faiss keeps distances strictly below the radius
     limits, distances, hits = index.range_search(np.ascontiguousarray(query, dtype=np.uint8), radius)
     if not hits.size:
         return [DescriptorMatches(0, 256.0) for _ in references]
@@ -184,7 +187,7 @@ def count_matches_many(query: Descriptors, references: Sequence[Descriptors]) ->
     has_second[-1] = group.size - starts[-1] > 1
     second[has_second] = bits[starts[has_second] + 1]
     best, best_owner, best_hit = bits[starts], owners[starts], hits[starts]
-    good = (best <= MAX_MATCH_BITS) & (best < RATIO * second)
+    good = (best <= MAX_MATCH_BITS) & (best < lowe * second)
     best, best_owner, best_hit = best[good], best_owner[good], best_hit[good]
     # Each reference descriptor partners one query descriptor at most (its closest).
     order = np.lexsort((best, best_hit))

@@ -53,6 +53,7 @@ import cv2
 from deid.config import MatchSettings
 from deid.errors import DeidError
 from deid.match.fingerprint import Fingerprints, compute_fingerprints
+from deid.match.protocol import MatchIndex
 from deid.match.verify_geometry import (
     Keypoints,
     ReferenceLoader,
@@ -61,7 +62,6 @@ from deid.match.verify_geometry import (
     keypoints_of,
     verify_copy,
 )
-from deid.match.protocol import MatchIndex
 from deid.match.web import ReverseImageSearch, WebMatch, WebMatchKind
 from deid.types import Match, RGBImage
 

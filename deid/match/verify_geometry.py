@@ -32,9 +32,7 @@ ReferenceLoader = Callable[[str], RGBImage]
 
 Raises :class:`~deid.errors.DeidError` when the reference cannot be had."""
 
-_RATIO = 0.8  # Lowe's ratio test
 _RANSAC_REPROJECTION_PX = 5.0
-_MIN_KEYPOINTS = 40  # fewer and the image is too plain for ORB to say anything
 _MIN_AREA_FRAC = 0.05  # the query's outline must cover 5 %..2000 % of the reference
 _MAX_AREA_FRAC = 20.0
 
@@ -112,7 +110,7 @@ def keypoints_of(pixels: RGBImage, settings: MatchSettings, *, transform: str = 
     """
     oriented = np.ascontiguousarray(TRANSFORMS[transform](pixels), dtype=np.uint8)
     gray = gray_at(oriented, settings.verify_side_px)
-    points, descriptors = orb(gray, settings.verify_features, retry_below=_MIN_KEYPOINTS)
+    points, descriptors = orb(gray, settings.verify_features, retry_below=settings.verify_min_keypoints)
     return Keypoints(gray.shape, points, descriptors)
 
 
@@ -167,10 +165,10 @@ def verify_copy(
     query_points, query_descriptors = mine.points, mine.descriptors
     reference_points, reference_descriptors = theirs.points, theirs.descriptors
     counts = (len(query_points), len(reference_points))
-    if min(counts) < _MIN_KEYPOINTS or query_descriptors is None or reference_descriptors is None:
+    if min(counts) < settings.verify_min_keypoints or query_descriptors is None or reference_descriptors is None:
         return Verification(VerificationStatus.INCONCLUSIVE, keypoints=counts, note="too few keypoints to verify")
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query_descriptors, reference_descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < _RATIO * p[1].distance]
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < settings.lowe_ratio * p[1].distance]
     if len(good) < 4:
         return Verification(VerificationStatus.REJECTED, 0, len(good), counts, "no consistent keypoint matches")
     source = np.asarray([query_points[m.queryIdx].pt for m in good], dtype=np.float32).reshape(-1, 1, 2)

@@ -25,9 +25,7 @@ def test_flow_runs_on_a_local_dask_cluster(prefect_harness: None, tmp_path: Path
     config.write_text("[demographics]\nk = 1\n")
     summary = run_batch(input_dir=str(batch), workspace=str(tmp_path / "ws"), config_path=str(config), cluster="local")
     assert summary.images_in == 3
-    assert all(
-        item["status"] != Status.HELD or not item["reasons"][0].startswith("internal_error") for item in summary.items
-    )
+    assert all(item.status != Status.HELD or not item.reasons[0].startswith("internal_error") for item in summary.items)
     staged = list((tmp_path / "ws" / "staged" / "images").iterdir())
     assert staged, "workers wrote staged files into the shared workspace"
     for path in staged:

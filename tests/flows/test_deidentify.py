@@ -62,8 +62,8 @@ def test_flow_runs_green_holds_bad_input_and_surfaces_deid_logs(
     summary = state.result()
     assert summary.images_in == 7
     assert summary.held >= 1 and summary.released >= 4
-    held = [item for item in summary.items if item["original_name"] == "c06_truncated.jpg"]
-    assert held[0]["status"] == "held" and held[0]["reasons"][0].startswith("unreadable_image")
+    held = [item for item in summary.items if item.original_name == "c06_truncated.jpg"]
+    assert held[0].status == "held" and held[0].reasons[0].startswith("unreadable_image")
     for path in (workspace / "staged" / "images").iterdir():
         assert_no_metadata_segments(path.read_bytes())
     messages = _logs_of(state.state_details.flow_run_id, expect="ingested batch")

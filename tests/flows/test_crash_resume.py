@@ -1,0 +1,122 @@
+"""A ``kill -9`` in the middle of ``deid run``, then a rerun, gives the staged output of an uninterrupted run.
+
+Results are recorded in the ledger per image as each finishes, candidates are
+written atomically, and ingest skips only images whose result is recorded and
+whose candidate is on disk. So a run killed at any moment leaves either a
+finished image (kept) or an unfinished one (redone), never a half-state.
+Staged names and case ids are random per workspace, so the two workspaces
+are compared by content: the staged and held image bytes, and the case rows
+without their random ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+K1 = Path(__file__).with_name("k1.toml")
+KEEP = ("c01", "c02", "c04", "c05", "c06", "c13")
+RANDOM_COLUMNS = ("case_id", "image_1_path", "image_2_path", "image_3_path")
+
+
+def _batch(tmp_path: Path) -> Path:
+    batch = tmp_path / "batch"
+    (batch / "images").mkdir(parents=True)
+    with (SAMPLE / "cases.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    kept = [row for row in rows if row["contribution_id"] in KEEP]
+    with (batch / "cases.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    for row in kept:
+        for key in ("image_1", "image_2", "image_3"):
+            if row[key]:
+                shutil.copy(SAMPLE / "images" / row[key], batch / "images" / row[key])
+    return batch
+
+
+def _command(batch: Path, workspace: Path) -> list[str]:
+    deid = Path(sys.executable).with_name("deid")
+    return [str(deid), "run", str(batch), "--workspace", str(workspace), "--config", str(K1), "--json"]
+
+
+def _env(tmp_path: Path, name: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / f"prefect-{name}")
+    return env
+
+
+def _recorded(workspace: Path) -> int:
+    """Images whose result is in the ledger (read-only; the run may be writing)."""
+    database = workspace / "ledger.db"
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+            (count,) = connection.execute(
+                "SELECT count(*) FROM images WHERE reasons NOT LIKE '%not processed yet%'"
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(count)
+
+
+def _content(workspace: Path) -> tuple[Counter[str], Counter[str], list[tuple[tuple[str, str], ...]]]:
+    def digests(folder: Path) -> Counter[str]:
+        return Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.png"))
+
+    with (workspace / "staged" / "cases.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [
+            tuple(sorted((k, v) for k, v in row.items() if k not in RANDOM_COLUMNS)) for row in csv.DictReader(handle)
+        ]
+    return digests(workspace / "staged" / "images"), digests(workspace / "held"), sorted(rows)
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_the_uninterrupted_output(tmp_path: Path) -> None:
+    after_results = 3  # mid-batch: some images recorded, others being encoded or not started
+    batch = _batch(tmp_path)
+    clean = tmp_path / "clean"
+    done = subprocess.run(
+        _command(batch, clean), env=_env(tmp_path, "clean"), capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    crashed = tmp_path / "crashed"
+    process = subprocess.Popen(
+        _command(batch, crashed),
+        env=_env(tmp_path, "crashed"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while _recorded(crashed) < after_results and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed; the batch is too small"
+    os.killpg(process.pid, signal.SIGKILL)  # the run and its temporary Prefect server, without warning
+    process.wait(timeout=30)
+    assert _recorded(crashed) < 9, "killed mid-batch"
+
+    rerun = subprocess.run(
+        _command(batch, crashed), env=_env(tmp_path, "rerun"), capture_output=True, text=True, timeout=600, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert _content(crashed) == _content(clean)
+    leftovers = [p.name for p in (crashed / "staged").rglob("*.partial")] + [
+        p.name for p in (crashed / "held").glob(".*")
+    ]
+    assert not leftovers, f"no partial file survives a rerun: {leftovers}"
