@@ -107,7 +107,9 @@ def run_image(
         regions = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px)
     except DeidError as error:  # held, like the pipeline does
         return Outcome(folder, path.name, split, True, (), None, 0, error=type(error).__name__)
-    decision = apply_policy(regions, config.policy, image_shape=pixels.shape, skin_mask=estimate_skin_mask(pixels, skin=config.skin))
+    decision = apply_policy(
+        regions, config.policy, image_shape=pixels.shape, skin_mask=estimate_skin_mask(pixels, skin=config.skin)
+    )
     visible = 0
     if is_releasable(decision):
         staged = render_decision(pixels, decision, config.policy)
