@@ -22,12 +22,12 @@ Usage::
 
     .venv/bin/python benchmarks/review_load.py [--devdata ../shared/devdata] [--json]
 
-Measured 2026-12-01 on the shared 2-core machine (under load from other jobs,
-917 s for 245 images): plain skin held 0.155 tune / 0.078 check (tattoos.ink
-9 of the 13 holds, one WebP-named-.jpg input error, faces.ensemble 2,
-text.rapidocr 1); face box recall 1.0 / 1.0; text recall 1.0 / 1.0; tattoo
-recall 0.905 / 0.907, hard-negative false alarms 0.118 / 0.0; 0 faces
-visible to CenterFace in 119 released images.
+Measured 2026-12-01 on the shared 2-core machine, merged with main (491 s for
+245 images): plain skin held 0.069 tune / 0.078 check (tattoos.ink 4 of the 8
+holds, faces.ensemble 2, text.rapidocr 1, one PNG named .jpg refused by the
+loader); face box recall 1.0 / 1.0; text recall 1.0 / 1.0; tattoo recall
+0.929 / 0.907, hard-negative false alarms 0.059 / 0.0; 0 faces visible to
+CenterFace in 126 released images.
 """
 
 from __future__ import annotations
