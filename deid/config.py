@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import itertools
 import tomllib
 import types
 import typing
@@ -73,6 +74,25 @@ class DetectorSettings:
 
     enabled: bool = True
     options: Mapping[str, OptionValue] = field(default_factory=dict)
+    calibration: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    """Named tables of ``[raw, probability]`` points that turn a detector's raw
+    evidence into the probability that a region identifies someone (see
+    :mod:`deid.detect.calibration`); a detector refuses names it does not use."""
+
+    def __post_init__(self) -> None:
+        for name, table in self.calibration.items():
+            key = f"calibration.{name}"
+            _require(len(table) >= 2, key, "needs at least two [raw, probability] points")
+            raws = [point[0] for point in table]
+            probabilities = [point[1] for point in table]
+            _require(all(len(point) == 2 for point in table), key, "points must be [raw, probability] pairs")
+            _require(all(a < b for a, b in itertools.pairwise(raws)), key, "raw values must increase")
+            _require(all(0.0 <= p <= 1.0 for p in probabilities), key, "probabilities must be in 0..1")
+            _require(
+                all(a <= b for a, b in itertools.pairwise(probabilities)),
+                key,
+                "probabilities must not decrease (a stronger detection is never less likely)",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +158,24 @@ class CropSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BodyPartEvidence:
+    """How the self-reported body parts weigh a region (see :mod:`deid.evidence`).
+
+    A ``sensitive_body`` region on a case whose every reported part contains
+    one of ``not_intimate_parts`` has its odds multiplied by
+    ``likelihood_ratio``, unless it scores at least ``keep_above``.
+    """
+
+    not_intimate_parts: tuple[str, ...] = ()
+    likelihood_ratio: float = 1.0
+    keep_above: float = 1.0
+
+    def __post_init__(self) -> None:
+        _require(0.0 < self.likelihood_ratio <= 1.0, "policy.evidence.likelihood_ratio", "must be in (0, 1]")
+        _require(0.0 <= self.keep_above <= 1.0, "policy.evidence.keep_above", "must be in 0..1")
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySettings:
     """Per-kind rules; a kind with no rule gets ``default_action`` (hold)."""
 
@@ -146,6 +184,7 @@ class PolicySettings:
     rules: Mapping[RegionKind, KindRule]
     crop: CropSettings
     hold_body_parts: tuple[str, ...]
+    evidence: BodyPartEvidence = field(default_factory=BodyPartEvidence)
 
     def __post_init__(self) -> None:
         _require(

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 from deid.config import PolicySettings
 from deid.crop import BoolMask, Crop, plan_crop
+from deid.evidence import weigh_by_body_parts
 from deid.types import Action, Decision, Region
 
 _PRECEDENCE = (Action.EXCLUDE, Action.HOLD, Action.CROP, Action.REDACT, Action.KEEP)
@@ -50,7 +51,9 @@ def apply_policy(
         The ``[policy]`` configuration.
     body_parts
         Self-reported body parts of the case; a head or neck case is held by
-        default because face detectors miss faces in close-ups.
+        default because face detectors miss faces in close-ups, and a
+        ``sensitive_body`` region on a case reporting only feet, nails or
+        hands is weighed down (:func:`deid.evidence.weigh_by_body_parts`).
     image_shape
         ``(height, width, ...)`` of the full-resolution image. A crop needs it;
         without it a crop rule falls back as if no crop fitted.
@@ -74,6 +77,8 @@ def apply_policy(
     >>> apply_policy([face], load_config().policy, image_shape=(1000, 800)).action
     <Action.REDACT: 'redact'>
     """
+    body_parts = tuple(body_parts)
+    regions = weigh_by_body_parts(regions, body_parts, policy.evidence)
     wanted: dict[Action, list[Region]] = {action: [] for action in _PRECEDENCE}
     reasons: dict[Action, list[str]] = {action: [] for action in _PRECEDENCE}
     uncertain: list[Region] = []  # in a kind's review band: a person must look, unless a crop removes them

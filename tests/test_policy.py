@@ -267,3 +267,25 @@ def test_bad_crop_settings_are_refused_at_load_time(toml: str, key: str, tmp_pat
     path.write_text(toml)
     with pytest.raises(ConfigError, match=key):
         load_config(path)
+
+
+def _sensitive(score: float) -> Region:
+    return Region(RegionKind.SENSITIVE_BODY, Box(400, 300, 700, 600), score, "body.nudenet@test", "NudeNet")
+
+
+@pytest.mark.parametrize(
+    ("regions", "body_parts", "action"),
+    [
+        pytest.param([_sensitive(0.45)], ("foot",), Action.KEEP, id="genitalia-on-a-foot-case-is-implausible"),
+        pytest.param([_sensitive(0.45)], (), Action.HOLD, id="no-case-no-evidence"),
+        pytest.param([_sensitive(0.45)], ("foot", "groin"), Action.HOLD, id="a-plausible-part-keeps-it"),
+        pytest.param([_sensitive(0.9)], ("foot",), Action.HOLD, id="a-confident-box-is-never-released"),
+        pytest.param([face(0.9)], ("arm",), Action.REDACT, id="a-face-counts-whatever-the-case-says"),
+        pytest.param([face(0.3)], ("toenail",), Action.HOLD, id="case-evidence-never-weighs-faces"),
+    ],
+)
+def test_body_part_evidence_lowers_only_implausible_uncertain_regions(
+    regions: list[Region], body_parts: tuple[str, ...], action: Action
+) -> None:
+    decision = apply_policy(regions, load_config().policy, body_parts=body_parts, image_shape=(HEIGHT, WIDTH, 3))
+    assert decision.action is action, decision.reasons

@@ -17,7 +17,11 @@ click, so several independent passes run and their boxes are merged:
   image for a person to look at (mediapipe's model card excludes faces less
   than half visible or tilted: exactly the head-and-neck close-up).
 * :class:`FaceEnsembleDetector` (``faces.ensemble``): all of the above,
-  merged (score-weighted boxes, maximum score).
+  merged (score-weighted boxes), each merged face scored by which members
+  saw it through calibration tables measured on devdata's tune half: a face
+  both models see keeps the higher score; one that only BlazeFace sees was
+  never a face there (it answers naevi, dermoscopy and wounds with 0.55-0.76),
+  and one that only CenterFace sees is a face at 0.57 and up, rarely below.
 
 Boxes cover the whole face, hairline to chin and ear to ear (the devdata
 label convention); the policy's redaction margin comes on top of that.
@@ -37,7 +41,8 @@ import numpy as np
 
 from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
-from deid.detect.geometry import merge_regions, rotate_image, tile_boxes, unrotate_box
+from deid.detect.calibration import CalibrationPoints, read_calibration
+from deid.detect.geometry import is_same_object, merge_regions, rotate_image, tile_boxes, unrotate_box
 from deid.detect.runtime import load_onnx_session
 from deid.errors import ConfigError, DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
@@ -291,8 +296,13 @@ class MediapipeHeadDetector:
     ----------
     settings
         Options: ``min_score`` (pose detection confidence), ``min_visibility``
-        (per landmark), ``head_score`` (score given to the region) and
-        ``size_factor`` (head width over the spread of facial landmarks).
+        (per landmark), ``head_score`` (score given to a head on a body),
+        ``size_factor`` (head width over the spread of facial landmarks),
+        ``min_shoulder_ratio`` and ``min_shoulder_drop`` (a head sits above
+        shoulders at least this wide and this far below, both in units of
+        the facial landmarks' spread) and ``implausible_head_score`` (score
+        of a "head" without such shoulders: pose hallucinates heads on nail
+        and foot close-ups).
 
     Raises
     ------
@@ -308,6 +318,9 @@ class MediapipeHeadDetector:
         "min_visibility": 0.5,
         "head_score": 0.3,
         "size_factor": 1.8,
+        "min_shoulder_ratio": 1.0,
+        "min_shoulder_drop": 0.3,
+        "implausible_head_score": 0.1,
     }
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -336,15 +349,43 @@ class MediapipeHeadDetector:
         if box.is_empty:
             return []
         seen = int((points[list(_HEAD_LANDMARKS), 2] >= self.options["min_visibility"]).sum())
+        if is_head_on_shoulders(
+            points,
+            min_visibility=self.options["min_visibility"],
+            min_ratio=self.options["min_shoulder_ratio"],
+            min_drop=self.options["min_shoulder_drop"],
+        ):
+            score, where = self.options["head_score"], "on shoulders"
+        else:
+            score, where = self.options["implausible_head_score"], "without shoulders below it: unlikely a head"
         return [
             Region(
                 RegionKind.FACE,
                 box,
-                self.options["head_score"],
+                score,
                 f"{self.name}@{self.version}",
-                f"head seen by pose landmarks ({seen} of 11 facial points visible), no face box needed to find it",
+                f"head seen by pose landmarks ({seen} of 11 facial points visible, {where})",
             )
         ]
+
+
+def is_head_on_shoulders(
+    points: np.ndarray[Any, Any], *, min_visibility: float, min_ratio: float, min_drop: float
+) -> bool:
+    """True when BlazePose's facial landmarks sit above two visible shoulders of a plausible width.
+
+    On a real head and torso the shoulders are 1.3-2.7 times as wide as the
+    facial landmarks' spread and lie below them (devdata faces); the heads
+    pose invents on nail and foot close-ups lack one or the other.
+    """
+    head = points[list(_HEAD_LANDMARKS)]
+    shoulders = points[list(_SHOULDERS)]
+    if not (shoulders[:, 2] >= min_visibility).all():
+        return False
+    spread = max(float(max(np.ptp(head[:, 0]), np.ptp(head[:, 1]))), 1.0)
+    width = float(np.ptp(shoulders[:, 0]))
+    drop = float(shoulders[:, 1].mean() - head[:, 1].mean())
+    return width >= min_ratio * spread and drop >= min_drop * spread
 
 
 def head_box(points: np.ndarray[Any, Any], *, min_visibility: float, size_factor: float) -> Box | None:
@@ -383,7 +424,10 @@ class FaceEnsembleDetector:
         Options: switches ``mediapipe``, ``centerface`` and ``landmarks``
         (members, each with its own defaults), ``merge_iou``, and
         ``confident_score``: a pose head is dropped when a face region at
-        least this confident already covers it.
+        least this confident already covers it. Calibration tables (member
+        score to probability): ``agreed`` (both mediapipe and CenterFace
+        saw the face; the higher score), ``centerface_only`` and
+        ``mediapipe_only``.
 
     Raises
     ------
@@ -402,9 +446,16 @@ class FaceEnsembleDetector:
         "merge_iou": 0.3,
         "confident_score": 0.5,
     }
+    # Mirrors deid/data/default.toml (where the provenance is), for detectors built without a config.
+    calibration_defaults: ClassVar[dict[str, CalibrationPoints]] = {
+        "agreed": ((0.0, 0.0), (1.0, 1.0)),
+        "centerface_only": ((0.2, 0.05), (0.5, 0.2), (0.6, 0.55), (1.0, 1.0)),
+        "mediapipe_only": ((0.55, 0.05), (0.8, 0.15), (0.9, 0.5), (1.0, 0.9)),
+    }
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
         self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
+        self.calibration = read_calibration(settings or DetectorSettings(), self.calibration_defaults, self.name)
         self.members: list[MediapipeFaceDetector | CenterFaceDetector] = []
         if self.options["mediapipe"]:
             self.members.append(MediapipeFaceDetector())
@@ -421,10 +472,32 @@ class FaceEnsembleDetector:
         faces: list[Region] = []
         for member in self.members:
             faces.extend(member.detect(image))
-        merged = merge_regions(faces, min_iou=self.options["merge_iou"], source=f"{self.name}@{self.version}")
+        merged = [
+            self._calibrated(face, faces)
+            for face in merge_regions(faces, min_iou=self.options["merge_iou"], source=f"{self.name}@{self.version}")
+        ]
         if self.heads is not None:
             merged.extend(self._unexplained_heads(self.heads.detect(image), merged))
         return merged
+
+    def _calibrated(self, face: Region, found: Sequence[Region]) -> Region:
+        """``face`` scored by the calibration table of the members that saw it."""
+        support = {"mediapipe": 0.0, "centerface": 0.0}
+        for region in found:
+            member = region.source.split("@")[0].split(".")[-1]
+            if member in support and is_same_object(region.box, face.box, min_iou=self.options["merge_iou"]):
+                support[member] = max(support[member], region.score)
+        if support["mediapipe"] and support["centerface"]:
+            table, seen = "agreed", "mediapipe and CenterFace"
+        elif support["centerface"]:
+            table, seen = "centerface_only", "CenterFace only"
+        elif support["mediapipe"]:
+            table, seen = "mediapipe_only", "mediapipe only"
+        else:  # merged from boxes no longer overlapping any member's: keep the strongest reading
+            return face
+        raw = max(support.values())
+        score = self.calibration[table](raw)
+        return Region(face.kind, face.box, score, face.source, f"{face.note}; seen by {seen} ({raw:.2f})")
 
     def _unexplained_heads(self, heads: Sequence[Region], faces: Sequence[Region]) -> list[Region]:
         confident = [face.box for face in faces if face.score >= self.options["confident_score"]]

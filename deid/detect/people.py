@@ -9,7 +9,13 @@ segmentation mask outlines that person; this detector turns those into
 
 A head-and-shoulders portrait with the face visible gives no person region:
 its face is the face detectors' job, and flagging every portrait as a person
-would hold every redacted face. A close-up of a limb gives none either.
+would hold every redacted face. A close-up of a limb gives none either:
+pose sometimes "finds" a person in a close-up of skin (a leg, a back, a
+rash), so a person whose box is mostly skin (``closeup_min_skin_frac``,
+:func:`deid.evidence.skin_fraction`) is a close-up, not a person. A body in
+a setting shows clothes, hair and background: on devdata's whole-body
+photos at most 0.71 of the person box is skin, while the limb close-ups pose
+called a whole body are 0.78-0.91 skin.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 
 from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
+from deid.evidence import skin_fraction
 from deid.types import Box, Region, RegionKind, RGBImage
 
 # BlazePose landmark indices.
@@ -41,8 +48,10 @@ class MediapipePersonDetector:
         Options: ``min_score`` (pose detection confidence), ``min_visibility``
         (per landmark), ``body_score`` (whole body visible),
         ``back_score`` (shoulders and head without a face: seen from behind),
-        ``margin_frac`` (grows the landmark box) and ``segmentation``
-        (use the pose mask to outline the person).
+        ``margin_frac`` (grows the landmark box), ``segmentation``
+        (use the pose mask to outline the person) and
+        ``closeup_min_skin_frac`` (a person box at least this much skin is a
+        close-up of skin: no region).
 
     Raises
     ------
@@ -60,6 +69,7 @@ class MediapipePersonDetector:
         "back_score": 0.6,
         "margin_frac": 0.1,
         "segmentation": True,
+        "closeup_min_skin_frac": 0.75,
     }
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -108,7 +118,7 @@ class MediapipePersonDetector:
             if outline is not None:
                 box = box.union(outline)
         box = box.clip(image.shape)
-        if box.is_empty:
+        if box.is_empty or skin_fraction(image, box) >= self.options["closeup_min_skin_frac"]:
             return []
         return [Region(RegionKind.PERSON, box, score, f"{self.name}@{self.version}", note)]
 
