@@ -450,7 +450,7 @@ class FaceEnsembleDetector:
     calibration_defaults: ClassVar[dict[str, CalibrationPoints]] = {
         "agreed": ((0.0, 0.0), (1.0, 1.0)),
         "centerface_only": ((0.2, 0.05), (0.5, 0.2), (0.6, 0.55), (1.0, 1.0)),
-        "mediapipe_only": ((0.55, 0.05), (0.8, 0.15), (0.9, 0.5), (1.0, 0.9)),
+        "mediapipe_only": ((0.55, 0.05), (0.7, 0.2), (0.85, 0.5), (1.0, 0.9)),
     }
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
