@@ -192,7 +192,8 @@ def test_new_case_id_is_random_signed_64_bit() -> None:
 
 def test_columns_follow_scin_order(config: Config) -> None:
     table = build(make_cases(20, seed=4), with_settings(config, k=1))
-    assert table.columns == SCIN_COLUMNS
+    # SCIN's columns first, in SCIN's order, then deid's declared generalised columns (issue 16).
+    assert table.columns == (*SCIN_COLUMNS, "age_group_generalised", "fitzpatrick_skin_type_generalised")
     assert SCIN_COLUMNS[:7] == (
         "case_id",
         "source",
@@ -212,7 +213,7 @@ def test_columns_follow_scin_order(config: Config) -> None:
         "combined_race",
         "race_ethnicity_two_or_more_after_mitigation",
     )
-    assert all(list(row) == list(SCIN_COLUMNS) for row in table.rows)
+    assert all(list(row) == list(table.columns) for row in table.rows)
     assert "description" not in SCIN_COLUMNS
 
 
@@ -238,8 +239,8 @@ def test_columns_follow_scin_order(config: Config) -> None:
         ("rarely burns, tans well", "FST4"),
         ("very rarely burns, tans very easily", "FST5"),
         ("never burns, deeply pigmented", "FST6"),
-        ("NONE_OF_THE_ABOVE", "NONE_SELECTED"),
-        ("not sure", "NONE_SELECTED"),
+        ("NONE_OF_THE_ABOVE", "NONE_IDENTIFIED"),
+        ("not sure", "NONE_IDENTIFIED"),
         (None, ""),
         ("", ""),
         ("7", None),
