@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON line per kind")
     evaluate.set_defaults(handler=_cmd_eval)
 
+    from deid.release_cli import add_release_command  # the release gate's command lives beside the gate
+
+    add_release_command(commands)
+
     return parser
 
 
