@@ -59,3 +59,36 @@ def built(built_workspace: Path, tmp_path: Path, release_config: Config) -> Iter
     ledger = open_ledger(workspace, release_config)
     yield Built(tmp_path, release_config, workspace, ledger, tmp_path / "release")
     ledger.close()
+
+
+@dataclass
+class Published:
+    """A workspace from which release 1.0.0 was published (left-out pending items), and that release."""
+
+    workspace_root: Path
+    out: Path
+
+
+@pytest.fixture(scope="session")
+def published(built_workspace: Path, tmp_path_factory: pytest.TempPathFactory, release_config: Config) -> Published:
+    from deid.release import build_release
+
+    base = tmp_path_factory.mktemp("published")
+    root = base / "workspace"
+    shutil.copytree(built_workspace, root)
+    workspace = Workspace(root)
+    ledger = open_ledger(workspace, release_config)
+    build_release(workspace, ledger, release_config, out=base / "release-1.0.0", version="1.0.0", leave_pending_out=True)
+    ledger.close()
+    return Published(root, base / "release-1.0.0")
+
+
+@pytest.fixture
+def after_first(published: Published, tmp_path: Path, release_config: Config) -> Iterator[Built]:
+    """A copy of the workspace after 1.0.0 was published."""
+    root = tmp_path / "workspace"
+    shutil.copytree(published.workspace_root, root)
+    workspace = Workspace(root)
+    ledger = open_ledger(workspace, release_config)
+    yield Built(tmp_path, release_config, workspace, ledger, tmp_path / "release-1.1.0")
+    ledger.close()
