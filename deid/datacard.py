@@ -24,16 +24,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
-from deid.anonymity_check import release_classes  # noqa: E402
-from deid.config import ReleaseSettings  # noqa: E402
-from deid.demographics import AnonymityReport  # noqa: E402
-from deid.detect import make_detection_copy  # noqa: E402
-from deid.errors import InputError  # noqa: E402
-from deid.io import load_image, write_atomic  # noqa: E402
-from deid.scin import load_schema  # noqa: E402
-from deid.skin_tone import estimate_skin_tone  # noqa: E402
+from deid.anonymity_check import release_classes
+from deid.config import ReleaseSettings
+from deid.demographics import AnonymityReport
+from deid.detect import make_detection_copy
+from deid.errors import InputError
+from deid.io import load_image, write_atomic
+from deid.scin import load_schema
+from deid.skin_tone import estimate_skin_tone
 
 CARD_HTML = "DATA_CARD.html"
 CARD_MD = "DATA_CARD.md"
@@ -96,13 +96,28 @@ def card_numbers_from_release(folder: Path) -> dict[str, object]:
         small, _ = make_detection_copy(load_image(file, settings).pixels, max_side_px=TONE_SIDE_PX)
         band = str(estimate_skin_tone(small).band)
         tones[band] += 1
-        reported = by_path[path].get("fitzpatrick_skin_type") or by_path[path].get("fitzpatrick_skin_type_generalised") or NOT_ANSWERED
+        reported = (
+            by_path[path].get("fitzpatrick_skin_type")
+            or by_path[path].get("fitzpatrick_skin_type_generalised")
+            or NOT_ANSWERED
+        )
         tone_vs_self[f"{reported} / {band}"] += 1
     return {
         "cases": len(rows),
         "images": len(paths),
-        "images_per_case": dict(sorted(Counter(str(sum(bool(row.get(f"image_{i}_path")) for i in (1, 2, 3))) for row in rows).items())),
-        "shot_types": dict(sorted(Counter(row[f"image_{i}_shot_type"] or NOT_ANSWERED for row in rows for i in (1, 2, 3) if row.get(f"image_{i}_path")).items())),
+        "images_per_case": dict(
+            sorted(Counter(str(sum(bool(row.get(f"image_{i}_path")) for i in (1, 2, 3))) for row in rows).items())
+        ),
+        "shot_types": dict(
+            sorted(
+                Counter(
+                    row[f"image_{i}_shot_type"] or NOT_ANSWERED
+                    for row in rows
+                    for i in (1, 2, 3)
+                    if row.get(f"image_{i}_path")
+                ).items()
+            )
+        ),
         "year": _count(rows, "year"),
         "age_group": _count(rows, "age_group", unknown=("", "AGE_UNKNOWN")),
         "age_group_generalised": _count([r for r in rows if r.get("age_group_generalised")], "age_group_generalised"),
@@ -158,7 +173,9 @@ def _bar_png(title: str, counts: Mapping[str, int], *, horizontal: bool = True) 
 
 def _funnel_rows(funnel: Mapping[str, object]) -> list[tuple[str, str, int]]:
     """(stage, detail, images) from the gate's funnel; the stages after ``in`` add up to it."""
-    rows: list[tuple[str, str, int]] = [("in", "images of contributions not released before", int(str(funnel["images_in"])))]
+    rows: list[tuple[str, str, int]] = [
+        ("in", "images of contributions not released before", int(str(funnel["images_in"])))
+    ]
     for stage, key in (("held", "pending"), ("excluded", "excluded"), ("withheld", "withheld")):
         parts = funnel.get(key, {})
         if isinstance(parts, Mapping):
@@ -219,17 +236,41 @@ def build_card(
         ("De-identification funnel (images)", {f"{s}: {d}": n for s, d, n in funnel_rows}),
     ]
     md = [f"# {settings.title} {version}", ""]
-    md += [f"{numbers['cases']} cases, {numbers['images']} images, in SCIN's layout (dataset/scin_cases.csv, dataset/scin_labels.csv, dataset/images/).", ""]
-    md += ["## Collection", "", settings.collection or "**MISSING: release.collection must be filled in before release.**", ""]
+    md += [
+        f"{numbers['cases']} cases, {numbers['images']} images, in SCIN's layout "
+        "(dataset/scin_cases.csv, dataset/scin_labels.csv, dataset/images/).",
+        "",
+    ]
+    md += [
+        "## Collection",
+        "",
+        settings.collection or "**MISSING: release.collection must be filled in before release.**",
+        "",
+    ]
     md += ["## Consent", "", settings.consent or "**MISSING: release.consent must be filled in before release.**", ""]
     md += ["## De-identification funnel (images)", "", "| stage | detail | images |", "| --- | --- | --- |"]
     md += [f"| {s} | {d} | {n} |" for s, d, n in funnel_rows]
     md += ["", "## k-anonymity", ""]
-    md += [f"- quasi-identifiers: {', '.join(qis)}", f"- k target {anonymity['k_target']}, smallest class in this release {anonymity['k_reached_this_release']}, over all releases {anonymity['k_reached_all_releases']}"]
-    md += [f"- cells generalised: {json.dumps(anonymity['cells_generalised'])}; blanked: {json.dumps(anonymity['cells_blanked'])}; cases suppressed: {report.cases_suppressed}", ""]
+    md += [
+        f"- quasi-identifiers: {', '.join(qis)}",
+        f"- k target {anonymity['k_target']}, smallest class in this release "
+        f"{anonymity['k_reached_this_release']}, over all releases {anonymity['k_reached_all_releases']}",
+    ]
+    md += [
+        f"- cells generalised: {json.dumps(anonymity['cells_generalised'])}; "
+        f"blanked: {json.dumps(anonymity['cells_blanked'])}; cases suppressed: {report.cases_suppressed}",
+        "",
+    ]
     for title, counts in plots[:-1]:
         if isinstance(counts, Mapping):
-            md += [f"## {title}", "", "| value | count |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in counts.items()), ""]
+            md += [
+                f"## {title}",
+                "",
+                "| value | count |",
+                "| --- | --- |",
+                *(f"| {k} | {v} |" for k, v in counts.items()),
+                "",
+            ]
     md += ["## Known issues", "", *(f"- {issue}" for issue in settings.known_issues or ("None known.",)), ""]
     md += ["## Licence", "", settings.licence, ""]
     if settings.contact:
@@ -242,27 +283,41 @@ def build_card(
         if isinstance(counts, Mapping)
     )
     funnel_html = "\n".join(
-        f'<tr class="stage-{html.escape(s)}" data-stage="{html.escape(s)}" data-count="{n}"><td>{html.escape(s)}</td><td>{html.escape(d)}</td><td>{n}</td></tr>'
+        f'<tr data-stage="{html.escape(s)}" data-count="{n}">'
+        f"<td>{html.escape(s)}</td><td>{html.escape(d)}</td><td>{n}</td></tr>"
         for s, d, n in funnel_rows
     )
     missing_html = "".join(f"<p class='missing'>MISSING: release.{name}</p>" for name in missing)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(settings.title)} {html.escape(version)}</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:auto}} figure{{display:inline-block;margin:.5em}} td{{padding:0 .6em}}</style></head>
-<body><h1>{html.escape(settings.title)} {html.escape(version)}</h1>
-<p>{numbers['cases']} cases, {numbers['images']} images.</p>
-<h2>Collection</h2><p>{html.escape(settings.collection)}</p><h2>Consent</h2><p>{html.escape(settings.consent)}</p>{missing_html}
-<h2>De-identification funnel (images)</h2><table id="funnel"><tr><th>stage</th><th>detail</th><th>images</th></tr>
-{funnel_html}</table>
-<h2>k-anonymity</h2><p>Quasi-identifiers: {html.escape(', '.join(qis))}. k target {anonymity['k_target']}; smallest class {anonymity['k_reached_this_release']} in this release, {anonymity['k_reached_all_releases']} over all releases.</p>
-<p>Cells generalised: {html.escape(json.dumps(anonymity['cells_generalised']))}; blanked: {html.escape(json.dumps(anonymity['cells_blanked']))}.</p>
-<h2>Distributions</h2><p>"{NOT_ANSWERED}" is shown as its own (grey) bar. Estimated skin tone is an automatic estimate.</p>
-{figures}
-<h2>Known issues</h2><ul>{''.join(f'<li>{html.escape(i)}</li>' for i in settings.known_issues or ('None known.',))}</ul>
-<h2>Licence</h2><p id="licence">{html.escape(settings.licence)}</p>
-<script type="application/json" id="{_NUMBERS_ID}">{html.escape(json.dumps(everything, sort_keys=True), quote=False)}</script>
-</body></html>
-"""
+    title = f"{html.escape(settings.title)} {html.escape(version)}"
+    style = "body{font-family:sans-serif;max-width:60em;margin:auto} figure{display:inline-block} td{padding:0 .6em}"
+    issues = "".join(f"<li>{html.escape(i)}</li>" for i in settings.known_issues or ("None known.",))
+    embedded = html.escape(json.dumps(everything, sort_keys=True), quote=False)
+    page = "\n".join(
+        [
+            "<!doctype html>",
+            f'<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>',
+            f"<body><h1>{title}</h1>",
+            f"<p>{numbers['cases']} cases, {numbers['images']} images.</p>",
+            f"<h2>Collection</h2><p>{html.escape(settings.collection)}</p>",
+            f"<h2>Consent</h2><p>{html.escape(settings.consent)}</p>{missing_html}",
+            "<h2>De-identification funnel (images)</h2>",
+            '<table id="funnel"><tr><th>stage</th><th>detail</th><th>images</th></tr>',
+            f"{funnel_html}</table>",
+            f"<h2>k-anonymity</h2><p>Quasi-identifiers: {html.escape(', '.join(qis))}. "
+            f"k target {anonymity['k_target']}; smallest class {anonymity['k_reached_this_release']} in this release, "
+            f"{anonymity['k_reached_all_releases']} over all releases.</p>",
+            f"<p>Cells generalised: {html.escape(json.dumps(anonymity['cells_generalised']))}; "
+            f"blanked: {html.escape(json.dumps(anonymity['cells_blanked']))}.</p>",
+            f'<h2>Distributions</h2><p>"{NOT_ANSWERED}" is shown as its own (grey) bar. '
+            "Estimated skin tone is an automatic estimate.</p>",
+            figures,
+            f"<h2>Known issues</h2><ul>{issues}</ul>",
+            f'<h2>Licence</h2><p id="licence">{html.escape(settings.licence)}</p>',
+            f'<script type="application/json" id="{_NUMBERS_ID}">{embedded}</script>',
+            "</body></html>",
+            "",
+        ]
+    )
     return DataCard("\n".join(md), page, everything)
 
 
@@ -274,4 +329,6 @@ def write_card(card: DataCard, folder: Path) -> tuple[Path, Path]:
     DeidError
         If a file cannot be written.
     """
-    return write_atomic(folder / CARD_HTML, card.html.encode("utf-8")), write_atomic(folder / CARD_MD, card.markdown.encode("utf-8"))
+    return write_atomic(folder / CARD_HTML, card.html.encode("utf-8")), write_atomic(
+        folder / CARD_MD, card.markdown.encode("utf-8")
+    )

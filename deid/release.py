@@ -325,11 +325,15 @@ def assemble_release(
     images_in = already = 0
     pending_cases = 0
     known_staged: set[str] = set()
-    for contribution_id, (status, reasons) in statuses.items():
+    for contribution_id in statuses:
         secrets_.add(("contribution id", contribution_id))
     for record in ledger.images():
         secrets_.update(
-            {("original file name", record.original_name), ("original sha256", record.sha256), ("image id", record.image_id)}
+            {
+                ("original file name", record.original_name),
+                ("original sha256", record.sha256),
+                ("image id", record.image_id),
+            }
         )
         stem = Path(record.original_name).stem
         if len(stem) >= 4:
@@ -496,7 +500,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def check_curator_fields(plan: ReleasePlan, config: Config) -> CheckResult:
     """The curator filled in how the data was collected and what was consented to."""
-    missing = [f"release.{name} is empty" for name in ("collection", "consent") if not getattr(config.release, name).strip()]
+    missing = [
+        f"release.{name} is empty" for name in ("collection", "consent") if not getattr(config.release, name).strip()
+    ]
     return CheckResult("curator_fields", not missing, "collection and consent are described", tuple(missing))
 
 
@@ -511,7 +517,10 @@ def check_schema(plan: ReleasePlan, config: Config) -> CheckResult:
     expected = list(schema.case_columns(free_text=config.demographics.keep_free_text))
     header, rows = _read_rows(plan.folder / schema.cases_file)
     if header != expected:
-        items.append(f"{schema.cases_file}: columns differ from {SCHEMA_NAME} (first difference at {_first_diff(header, expected)})")
+        items.append(
+            f"{schema.cases_file}: columns differ from {SCHEMA_NAME} "
+            f"(first difference at {_first_diff(header, expected)})"
+        )
     label_header, label_rows = _read_rows(plan.folder / schema.labels_file)
     if label_header != list(schema.label_columns):
         items.append(f"{schema.labels_file}: columns differ from {SCHEMA_NAME}")
@@ -548,7 +557,9 @@ def _value_problem(
             return f"{value[:40]!r} is not an integer"
         return "" if -(2**63) <= number < 2**63 and number != 0 else f"{value[:40]} is not a signed 64-bit id"
     if kind == "semver":
-        return "" if value == plan.version and SEMVER.match(value) else f"{value[:40]!r} is not the version {plan.version}"
+        return (
+            "" if value == plan.version and SEMVER.match(value) else f"{value[:40]!r} is not the version {plan.version}"
+        )
     if kind == "constant":
         return "" if value == config.demographics.source else f"{value[:40]!r} is not {config.demographics.source!r}"
     if kind == "year":
@@ -557,7 +568,11 @@ def _value_problem(
         low, high = plan.years or (0, 0)
         return "" if low <= int(value) <= high else f"year {value} is outside the batch's {low}-{high}"
     if kind == "image_path":
-        return "" if re.fullmatch(r"dataset/images/-?\d{1,19}\.png", value) else f"{value[:60]!r} is not dataset/images/<int64>.png"
+        return (
+            ""
+            if re.fullmatch(r"dataset/images/-?\d{1,19}\.png", value)
+            else f"{value[:60]!r} is not dataset/images/<int64>.png"
+        )
     if kind == "race_combination":
         parts = value.split(",")
         return "" if all(part in values for part in parts) else f"{value[:60]!r} has a value outside the vocabulary"
@@ -574,7 +589,9 @@ def check_files(plan: ReleasePlan, config: Config) -> CheckResult:
     folder = plan.folder
     items = list(plan.staged_problems)
     _, rows = _read_rows(folder / schema.cases_file)
-    referenced: Counter[str] = Counter(row[f"image_{i}_path"] for row in rows for i in (1, 2, 3) if row.get(f"image_{i}_path"))
+    referenced: Counter[str] = Counter(
+        row[f"image_{i}_path"] for row in rows for i in (1, 2, 3) if row.get(f"image_{i}_path")
+    )
     for path, count in referenced.items():
         if count > 1:
             items.append(f"{path}: referenced {count} times")
@@ -588,7 +605,9 @@ def check_files(plan: ReleasePlan, config: Config) -> CheckResult:
     manifest_path = folder / MANIFEST_FILE
     if manifest_path.exists():
         listed = json.loads(manifest_path.read_text("utf-8")).get("files", {})
-        on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE}
+        on_disk = {
+            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE
+        }
         for rel in sorted(on_disk ^ set(listed)):
             items.append(f"{rel}: {'not in the manifest' if rel in on_disk else 'in the manifest but absent'}")
         for rel in sorted(on_disk & set(listed)):
@@ -640,7 +659,12 @@ def check_duplicates(plan: ReleasePlan, config: Config) -> CheckResult:
                     items.append(f"{image.path}: near-identical to {hits[0].reference} of an earlier release")
                     break
         index.close()
-    return CheckResult("duplicates", not items, "no exact or perceptual duplicate, here or in earlier releases", tuple(dict.fromkeys(items)))
+    return CheckResult(
+        "duplicates",
+        not items,
+        "no exact or perceptual duplicate, here or in earlier releases",
+        tuple(dict.fromkeys(items)),
+    )
 
 
 def _verified_public(ledger: Ledger, images: Sequence[ReleasedImage]) -> dict[str, str]:
@@ -673,7 +697,10 @@ def check_pixels(plan: ReleasePlan, config: Config) -> CheckResult:
         if not path.is_file():
             continue  # the files check reports it
         data = path.read_bytes()
-        if plan.staged_sha256.get(image.image_id) and hashlib.sha256(data).hexdigest() != plan.staged_sha256[image.image_id]:
+        if (
+            plan.staged_sha256.get(image.image_id)
+            and hashlib.sha256(data).hexdigest() != plan.staged_sha256[image.image_id]
+        ):
             items.append(f"{image.path}: bytes differ from what the pipeline staged and verified")
         verdict = verify_clean(data, path=image.path)
         if not verdict.ok:
@@ -697,7 +724,13 @@ def check_pixels(plan: ReleasePlan, config: Config) -> CheckResult:
                 items.append(f"{image.path}: matches a public image ({'; '.join(matched.reasons)[:120]})")
     if public is not None:
         public.close()
-    return CheckResult("pixels", not items, "clean bytes, nothing identifying left, no public copy, nothing pending", tuple(items), tuple(notes))
+    return CheckResult(
+        "pixels",
+        not items,
+        "clean bytes, nothing identifying left, no public copy, nothing pending",
+        tuple(items),
+        tuple(notes),
+    )
 
 
 def _is_filled(pixels: RGBImage, region: Region, fill: tuple[int, ...]) -> bool:
@@ -728,7 +761,8 @@ def check_k_anonymity(plan: ReleasePlan, config: Config) -> CheckResult:
     classes = release_classes(everything, config.demographics.quasi_identifiers)
     new_keys = set(release_classes(rows, config.demographics.quasi_identifiers))
     items = [
-        f"class {'|'.join(key)[:160]} has {count} row(s) < k={k}" + ("" if key in new_keys else " (earlier releases only)")
+        f"class {'|'.join(key)[:160]} has {count} row(s) < k={k}"
+        + ("" if key in new_keys else " (earlier releases only)")
         for key, count in classes.items()
         if count < k
     ]
@@ -741,7 +775,13 @@ def check_k_anonymity(plan: ReleasePlan, config: Config) -> CheckResult:
             if value and count < limit:
                 notes.append(f"small cell: {spec.name}={value} has {count} row(s)")
     smallest = min(classes.values()) if classes else 0
-    return CheckResult("k_anonymity", not items, f"k={k} over {len(everything)} row(s); smallest class {smallest}", tuple(items), tuple(notes))
+    return CheckResult(
+        "k_anonymity",
+        not items,
+        f"k={k} over {len(everything)} row(s); smallest class {smallest}",
+        tuple(items),
+        tuple(notes),
+    )
 
 
 def check_unlinkability(plan: ReleasePlan, config: Config) -> CheckResult:
@@ -762,7 +802,9 @@ def check_unlinkability(plan: ReleasePlan, config: Config) -> CheckResult:
         for where, text in texts:
             if needle in text and pattern.search(text):
                 items.append(f"{where}: carries a {kind} the ledger knows")
-    return CheckResult("unlinkability", not items, f"{len(plan.secrets)} private string(s) searched", tuple(dict.fromkeys(items)))
+    return CheckResult(
+        "unlinkability", not items, f"{len(plan.secrets)} private string(s) searched", tuple(dict.fromkeys(items))
+    )
 
 
 def _png_side_chunks(data: bytes) -> str:
@@ -819,7 +861,9 @@ def run_checks(plan: ReleasePlan, config: Config, checks: Sequence[Check] = CHEC
             results.append(check(plan, config))
         except Exception as error:  # fail closed: a check that cannot run refuses the release
             logger.exception("release check %s failed to run", name)
-            results.append(CheckResult(name, False, "the check could not run", (f"{type(error).__name__}: {error}"[:300],)))
+            results.append(
+                CheckResult(name, False, "the check could not run", (f"{type(error).__name__}: {error}"[:300],))
+            )
     return results
 
 
@@ -869,7 +913,12 @@ def write_refusal(workspace: Workspace, version: str, results: Sequence[CheckRes
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", version)[:64] or "unnamed"
     failed = [r for r in results if not r.passed]
     as_json = folder / f"{safe}.json"
-    write_atomic(as_json, (json.dumps({"version": version, "refused": True, "checks": [r.to_json() for r in results]}, indent=2) + "\n").encode())
+    write_atomic(
+        as_json,
+        (
+            json.dumps({"version": version, "refused": True, "checks": [r.to_json() for r in results]}, indent=2) + "\n"
+        ).encode(),
+    )
     lines = [f"# Release {version} refused", "", f"{len(failed)} check(s) failed.", ""]
     for result in failed:
         lines += [f"## {result.name}: {result.summary}", "", *(f"- {item}" for item in result.items), ""]
@@ -933,7 +982,9 @@ def build_release(
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        plan = assemble_release(workspace, ledger, config, into=temporary, version=version, leave_pending_out=leave_pending_out)
+        plan = assemble_release(
+            workspace, ledger, config, into=temporary, version=version, leave_pending_out=leave_pending_out
+        )
         _write_full_manifest(plan, config, None, approver)
         results = run_checks(plan, config)
         if not results or not all(r.passed for r in results):

@@ -22,7 +22,9 @@ def add_release_command(subparsers: argparse._SubParsersAction[argparse.Argument
     release.add_argument("--workspace", type=Path, required=True, help="the private workspace")
     release.add_argument("--out", type=Path, required=True, help="the release folder to create (must not exist)")
     release.add_argument("--version", required=True, help="release version X.Y.Z (written in every row)")
-    release.add_argument("--leave-pending-out", action="store_true", help="leave items waiting for review out (counted)")
+    release.add_argument(
+        "--leave-pending-out", action="store_true", help="leave items waiting for review out (counted)"
+    )
     release.add_argument("--require-approval", action="store_true", help="refuse unless --approver names who approved")
     release.add_argument("--approver", default=None, help="the person approving this release (into the manifest)")
     release.add_argument("--config", type=Path, help="deid.toml overlaid on the defaults")
@@ -71,7 +73,19 @@ def run_release_command(args: argparse.Namespace) -> int:
         print(json.dumps(error.to_json()), file=sys.stderr)
         return EXIT_ERROR
     if args.json:
-        print(json.dumps({"published": True, "out": str(report.out), "version": report.version, "cases": report.cases, "images": report.images, "funnel": report.funnel.to_json()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "published": True,
+                    "out": str(report.out),
+                    "version": report.version,
+                    "cases": report.cases,
+                    "images": report.images,
+                    "funnel": report.funnel.to_json(),
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"published release {report.version} at {report.out}: {report.cases} case(s), {report.images} image(s)")
         print(f"  funnel: {json.dumps(report.funnel.to_json())}")

@@ -78,7 +78,9 @@ def published(built_workspace: Path, tmp_path_factory: pytest.TempPathFactory, r
     shutil.copytree(built_workspace, root)
     workspace = Workspace(root)
     ledger = open_ledger(workspace, release_config)
-    build_release(workspace, ledger, release_config, out=base / "release-1.0.0", version="1.0.0", leave_pending_out=True)
+    build_release(
+        workspace, ledger, release_config, out=base / "release-1.0.0", version="1.0.0", leave_pending_out=True
+    )
     ledger.close()
     return Published(root, base / "release-1.0.0")
 

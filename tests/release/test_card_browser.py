@@ -10,10 +10,19 @@ import pytest
 from tests.release.conftest import Published
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists() and shutil.which("chromium") is None, reason="needs Debian chromium (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists() and shutil.which("chromium") is None,
+    reason="needs Debian chromium (apt-get install -y chromium)",
+)
 def test_card_plots_load_and_funnel_adds_up(published: Published) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     card = published.out / "DATA_CARD.html"

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 from skimage import data as skimage_data
 
+from deid.cli import main
 from deid.errors import ReleaseBlocked
 from deid.ledger import Ledger
 from deid.release import (
@@ -33,7 +34,6 @@ from deid.release import (
     run_checks,
 )
 from deid.release_cli import EXIT_ERROR, EXIT_REFUSED
-from deid.cli import main
 from deid.types import Case, Match, Status
 from deid.workspace import Workspace
 from tests.release.conftest import Built, Published
@@ -58,7 +58,12 @@ def png_bytes(pixels: np.ndarray, **save: object) -> bytes:
 def refuse(built: Built, *, version: str = "1.0.0", leave_pending_out: bool = True) -> list[str]:
     with pytest.raises(ReleaseBlocked) as refused:
         build_release(
-            built.workspace, built.ledger, built.config, out=built.out, version=version, leave_pending_out=leave_pending_out
+            built.workspace,
+            built.ledger,
+            built.config,
+            out=built.out,
+            version=version,
+            leave_pending_out=leave_pending_out,
         )
     assert not built.out.exists(), "a refused release must leave RELEASE_DIR absent"
     assert not list(built.out.parent.glob(f".{built.out.name}.*")), "the temporary folder must be removed"
@@ -68,7 +73,9 @@ def refuse(built: Built, *, version: str = "1.0.0", leave_pending_out: bool = Tr
 
 
 def assert_reason(reasons: list[str], check: str, text: str) -> None:
-    assert any(r.startswith(f"{check}:") and text in r for r in reasons), f"no {check} reason with {text!r} in {reasons}"
+    assert any(r.startswith(f"{check}:") and text in r for r in reasons), (
+        f"no {check} reason with {text!r} in {reasons}"
+    )
 
 
 # --- tamper one thing at a time --------------------------------------------------------------------
@@ -106,7 +113,9 @@ def add_an_extra_image(built: Built) -> None:
 
 def mark_one_pending(built: Built) -> None:
     image_id, _, _ = releasable(built.ledger)[0]
-    built.ledger.set_image_status(image_id, Status.HELD, ["review_requested: a reviewer asked to look again"], actor="test")
+    built.ledger.set_image_status(
+        image_id, Status.HELD, ["review_requested: a reviewer asked to look again"], actor="test"
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,18 +291,38 @@ def test_nothing_left_to_release_after_the_first(after_first: Built) -> None:
     plan_dir = after_first.root / "candidate"
     plan_dir.mkdir()
     plan = assemble_release(
-        after_first.workspace, after_first.ledger, after_first.config, into=plan_dir, version="1.1.0", leave_pending_out=True
+        after_first.workspace,
+        after_first.ledger,
+        after_first.config,
+        into=plan_dir,
+        version="1.1.0",
+        leave_pending_out=True,
     )
     assert plan.rows == () and plan.funnel.already_released > 0
 
 
 def test_cli_exit_codes(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
-    missing = main(["release", "--workspace", str(built.root / "nowhere"), "--out", str(built.out), "--version", "1.0.0"])
+    missing = main(
+        ["release", "--workspace", str(built.root / "nowhere"), "--out", str(built.out), "--version", "1.0.0"]
+    )
     assert missing == EXIT_ERROR
     shutil.rmtree(built.workspace.staged_images)
     built.workspace.staged_images.mkdir()
     config = str(Path(__file__).with_name("release.toml"))
-    refused = main(["release", "--workspace", str(built.workspace.root), "--out", str(built.out), "--version", "1.0.0", "--leave-pending-out", "--config", config])
+    refused = main(
+        [
+            "release",
+            "--workspace",
+            str(built.workspace.root),
+            "--out",
+            str(built.out),
+            "--version",
+            "1.0.0",
+            "--leave-pending-out",
+            "--config",
+            config,
+        ]
+    )
     printed = capsys.readouterr().out
     assert refused == EXIT_REFUSED and "refused" in printed and "referenced but missing" in printed
     assert not built.out.exists()

@@ -29,7 +29,9 @@ def test_release_loads_like_scin(published: Published) -> None:
     frame = load_release(root)
     schema = json.loads((root / "schema.json").read_text("utf-8"))
     cases_columns = [c["name"] for c in schema["cases_columns"]]
-    assert list(pd.read_csv(root / "dataset" / "scin_cases.csv", nrows=0).columns)[: len(cases_columns)] == cases_columns
+    assert (
+        list(pd.read_csv(root / "dataset" / "scin_cases.csv", nrows=0).columns)[: len(cases_columns)] == cases_columns
+    )
     assert len(frame) == len(pd.read_csv(root / "dataset" / "scin_cases.csv")) > 0
     assert frame["case_id"].map(lambda v: -(2**63) <= int(v) < 2**63).all()
     opened = 0
@@ -43,7 +45,9 @@ def test_release_loads_like_scin(published: Published) -> None:
     vocab = {c["name"]: set(c.get("values", [])) for c in schema["cases_columns"]}
     for column in ("age_group", "sex_at_birth", "fitzpatrick_skin_type", "condition_duration", "related_category"):
         counted = Counter(frame[column].dropna())
-        assert set(counted) <= vocab[column], f"{column} has values outside SCIN's vocabulary: {set(counted) - vocab[column]}"
+        assert set(counted) <= vocab[column], (
+            f"{column} has values outside SCIN's vocabulary: {set(counted) - vocab[column]}"
+        )
     assert set(frame["release"]) == {"1.0.0"}
     race = [c for c in frame.columns if c.startswith("race_ethnicity_")]
     assert set(frame[race].stack().dropna()) <= {"YES"}
