@@ -266,10 +266,12 @@ def published_versions(workspace: Workspace) -> list[str]:
     return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")) if SEMVER.match(v) else (0, 0, 0))
 
 
-def _released_contributions(ledger: Ledger) -> set[str]:
+def _released_contributions(ledger: Ledger, versions: Sequence[str]) -> set[str]:
+    """Contributions published in one of ``versions`` (the releases still kept in the workspace)."""
     _release_metadata.create_all(ledger.engine)
+    query = sa.select(release_images.c.contribution_id).where(release_images.c.version.in_(list(versions)))
     with ledger.engine.connect() as connection:
-        return {row.contribution_id for row in connection.execute(sa.select(release_images.c.contribution_id))}
+        return {row.contribution_id for row in connection.execute(query)}
 
 
 def _fingerprint_key(config: Config) -> str:
@@ -309,7 +311,7 @@ def assemble_release(
         If the ledger or workspace cannot be read or a file cannot be written.
     """
     schema = load_schema()
-    released_before = _released_contributions(ledger)
+    released_before = _released_contributions(ledger, published_versions(workspace))
     cases = ledger.cases()
     statuses = ledger.contribution_statuses()
     case_ids = ledger.case_ids()
@@ -654,7 +656,12 @@ def check_duplicates(plan: ReleasePlan, config: Config) -> CheckResult:
             for candidate in (fingerprints[image.path], Fingerprints.from_json(stored) if stored else None):
                 if candidate is None:
                     continue
-                hits = index.query(candidate, max_distance_bits=config.match.max_distance_bits)
+                kept = tuple(f"release:{version}/" for version in plan.earlier_versions)
+                hits = [
+                    hit
+                    for hit in index.query(candidate, max_distance_bits=config.match.max_distance_bits)
+                    if hit.reference.startswith(kept)
+                ]
                 if hits:
                     items.append(f"{image.path}: near-identical to {hits[0].reference} of an earlier release")
                     break
