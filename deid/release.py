@@ -67,6 +67,7 @@ from deid.match import (
     match_image,
 )
 from deid.scin import ScinSchema, load_schema
+from deid.staging import hold_candidate
 from deid.types import Case, Region, RGBImage, Status
 from deid.verify_bytes import verify_clean
 from deid.workspace import Workspace
@@ -312,6 +313,7 @@ def assemble_release(
     """
     schema = load_schema()
     released_before = _released_contributions(ledger, published_versions(workspace))
+    hold_new_findings(workspace, ledger, config, released_before)
     cases = ledger.cases()
     statuses = ledger.contribution_statuses()
     case_ids = ledger.case_ids()
@@ -691,9 +693,6 @@ def check_pixels(plan: ReleasePlan, config: Config) -> CheckResult:
         items.extend(f"pending review: {item}" for item in plan.pending)
     elif plan.pending:
         notes.append(f"{len(plan.pending)} pending item(s) left out (--leave-pending-out)")
-    detectors = _detectors(config)
-    enabled = {kind for detector in detectors for kind in detector.kinds}
-    fill = tuple(config.policy.fill_rgb)
     public = (
         DiskMatchIndex(Path(config.match.index_dir), readonly=True)
         if config.match.index_dir and (Path(config.match.index_dir) / "meta.json").exists()
@@ -715,17 +714,15 @@ def check_pixels(plan: ReleasePlan, config: Config) -> CheckResult:
             continue
         if image.image_id in plan.verified_public:
             items.append(f"{image.path}: {plan.verified_public[image.image_id]}")
-        pixels = load_image(path, config.input, data=data).pixels
-        copy, _ = make_detection_copy(pixels, max_side_px=config.detection.max_side_px)
-        for region in detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px, detection_copy=copy):
-            rule = config.policy.rule_for(region.kind)
-            if region.kind not in enabled or region.score < rule.min_score or _is_filled(pixels, region, fill):
-                continue
+        for region in _unredacted_regions(data, config):
             line = f"{image.path}: {region.kind} {region.score:.2f} at {list(region.box.to_xywh())} left unredacted"
-            (notes if image.image_id in plan.reviewed else items).append(
-                line + (" (a reviewer released it)" if image.image_id in plan.reviewed else "")
-            )
+            if image.image_id in plan.reviewed:
+                notes.append(line + " (a reviewer released it)")
+            else:
+                items.append(line)
         if public is not None:
+            pixels = load_image(path, config.input, data=data).pixels
+            copy, _ = make_detection_copy(pixels, max_side_px=config.detection.max_side_px)
             matched = match_image(copy, public, config.match, load_reference=file_reference_loader(config.input))
             if matched.verdict is Verdict.PUBLIC_COPY:
                 items.append(f"{image.path}: matches a public image ({'; '.join(matched.reasons)[:120]})")
@@ -750,6 +747,67 @@ def _is_filled(pixels: RGBImage, region: Region, fill: tuple[int, ...]) -> bool:
 
 
 _DETECTOR_CACHE: dict[str, tuple[Detector, ...]] = {}
+_FOUND_CACHE: dict[tuple[str, str], tuple[Region, ...]] = {}
+
+
+def _unredacted_regions(data: bytes, config: Config) -> tuple[Region, ...]:
+    """Regions of an enabled kind at or above their rule's ``min_score`` that are not filled, in a file's pixels.
+
+    Cached per (file sha256, detection settings): the same bytes always give the same answer, so the
+    gate's pre-pass and its check share one detector run.
+    """
+    key = (hashlib.sha256(data).hexdigest(), repr(config.detection) + repr(config.policy))
+    if key not in _FOUND_CACHE:
+        pixels = load_image("<release candidate>", config.input, data=data).pixels
+        copy, _ = make_detection_copy(pixels, max_side_px=config.detection.max_side_px)
+        detectors = _detectors(config)
+        enabled = {kind for detector in detectors for kind in detector.kinds}
+        fill = tuple(config.policy.fill_rgb)
+        found = detect_regions(pixels, detectors, max_side_px=config.detection.max_side_px, detection_copy=copy)
+        _FOUND_CACHE[key] = tuple(
+            region
+            for region in found
+            if region.kind in enabled
+            and region.score >= config.policy.rule_for(region.kind).min_score
+            and not _is_filled(pixels, region, fill)
+        )
+    return _FOUND_CACHE[key]
+
+
+def hold_new_findings(workspace: Workspace, ledger: Ledger, config: Config, skip: set[str]) -> list[str]:
+    """Hold, for review, staged candidates in which the detectors now find something the policy did not handle.
+
+    A crop can change what a detector sees (a body part fills more of the
+    frame). Only candidates whose bytes are still the ones the pipeline staged
+    are held here; anything else is left to the checks, which refuse it.
+    Images a reviewer decided on are left alone. Returns the image ids held.
+
+    Raises
+    ------
+    DeidError
+        If the ledger or a staged file cannot be read or moved.
+    """
+    held: list[str] = []
+    for record in ledger.images(status=Status.OK):
+        if record.contribution_id in skip or not record.staged_name:
+            continue
+        path = workspace.staged_images / record.staged_name
+        details = ledger.image_details(record.image_id)
+        recorded = ledger.latest_decision(record.image_id)
+        if not path.is_file() or (recorded is not None and recorded.actor.startswith("review:")):
+            continue
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != details.staged_sha256:
+            continue
+        found = _unredacted_regions(data, config)
+        if found:
+            listed = ", ".join(f"{region.kind} {region.score:.2f}" for region in found)
+            hold_candidate(workspace, record.staged_name)
+            ledger.set_image_status(
+                record.image_id, Status.HELD, [f"gate_found: {listed} on the final pixels"], actor="release"
+            )
+            held.append(record.image_id)
+    return held
 
 
 def _detectors(config: Config) -> tuple[Detector, ...]:
