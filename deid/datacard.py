@@ -66,6 +66,18 @@ def _count(rows: Sequence[Mapping[str, str]], column: str, *, unknown: Sequence[
     return dict(sorted(counts.items()))
 
 
+def _with_generalised(rows: Sequence[Mapping[str, str]], column: str, unknown: Sequence[str]) -> dict[str, int]:
+    """Counts of a SCIN column, with its deid-generalised value shown (marked) where the SCIN cell is blank."""
+    extra = f"{column}_generalised"
+    counts: Counter[str] = Counter()
+    for row in rows:
+        if not row.get(column) and row.get(extra):
+            counts[f"{row[extra]} (generalised)"] += 1
+        else:
+            counts[NOT_ANSWERED if row.get(column, "") in unknown else row[column]] += 1
+    return dict(sorted(counts.items()))
+
+
 def _flags(rows: Sequence[Mapping[str, str]], prefix: str) -> dict[str, int]:
     columns = [c for c in (rows[0] if rows else {}) if c.startswith(prefix)]
     counts = {c.removeprefix(prefix): sum(row.get(c) == "YES" for row in rows) for c in columns}
@@ -119,10 +131,9 @@ def card_numbers_from_release(folder: Path) -> dict[str, object]:
             )
         ),
         "year": _count(rows, "year"),
-        "age_group": _count(rows, "age_group", unknown=("", "AGE_UNKNOWN")),
-        "age_group_generalised": _count([r for r in rows if r.get("age_group_generalised")], "age_group_generalised"),
+        "age_group": _with_generalised(rows, "age_group", ("", "AGE_UNKNOWN")),
         "sex_at_birth": _count(rows, "sex_at_birth", unknown=("", "OTHER_OR_UNSPECIFIED")),
-        "fitzpatrick_skin_type": _count(rows, "fitzpatrick_skin_type"),
+        "fitzpatrick_skin_type": _with_generalised(rows, "fitzpatrick_skin_type", ("",)),
         "race_ethnicity": _count(rows, "combined_race"),
         "body_parts": _flags(rows, "body_parts_"),
         "textures": _flags(rows, "textures_"),

@@ -328,6 +328,7 @@ def assemble_release(
     chosen: dict[str, list[ReleasedImage]] = {}
     images_in = already = 0
     pending_cases = 0
+    batch_suppressed = 0
     known_staged: set[str] = set()
     for contribution_id in statuses:
         secrets_.add(("contribution id", contribution_id))
@@ -385,9 +386,13 @@ def assemble_release(
                     workspace.staged_images / record.staged_name,
                 )
             )
+        live = sum(1 for r in records if r.status is not Status.EXCLUDED)
+        if problems and all(code == "case suppressed" for code, _ in problems):
+            batch_suppressed += live  # k-anonymity withheld it at batch time: not waiting for a person
+            continue
         if problems:
             pending_cases += 1
-            pending[problems[0][0]] += sum(1 for r in records if r.status is not Status.EXCLUDED)
+            pending[problems[0][0]] += live
             pending_items.append(f"contribution {contribution_id}: " + "; ".join(text for _, text in problems)[:300])
             continue
         if not placed:
@@ -409,7 +414,7 @@ def assemble_release(
     )
     released_ids = {row["case_id"] for row in table.rows}
     images = tuple(image for cid in chosen for image in chosen[cid] if str(image.case_id) in released_ids)
-    suppressed = sum(len(chosen[cid]) for cid in table.suppressed)
+    suppressed = batch_suppressed + sum(len(chosen[cid]) for cid in table.suppressed)
     for cid, reason in table.held.items():
         withheld[_reason_code(reason)] += len(chosen.get(cid, ()))
         pending_items.append(f"contribution {cid}: case held: {reason[:200]}")
