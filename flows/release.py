@@ -32,6 +32,7 @@ class ReleaseParameters(BaseModel):
     leave_pending_out: bool = Field(default=False, description="leave items waiting for review out (counted)")
     require_approval: bool = Field(default=False, description="pause until a named approver confirms")
     config_path: str | None = Field(default=None, description="deid.toml overlaid on the defaults")
+    approval_timeout_s: int = Field(default=24 * 3600, ge=1, description="how long to wait for the approver")
 
 
 class ReleaseApproval(RunInput):
@@ -74,7 +75,7 @@ def release(parameters: ReleaseParameters) -> dict[str, object]:
                 ),
                 approver="",
             ),
-            timeout=24 * 3600,
+            timeout=parameters.approval_timeout_s,
         )
         if not answer.approve or not answer.approver.strip():
             raise ReleaseBlocked([f"approval: release {parameters.version} was not approved by a named approver"])

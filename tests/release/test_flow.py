@@ -27,6 +27,7 @@ def resume_when_paused(approver: str, done: threading.Event) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
 
     deadline = time.monotonic() + 600
     with get_client(sync_client=True) as client:
@@ -34,7 +35,9 @@ def resume_when_paused(approver: str, done: threading.Event) -> None:
             paused = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                )
+                ),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=5,
             )
             if paused:
                 resume_flow_run(paused[0].id, run_input={"approver": approver, "approve": True})
@@ -58,6 +61,7 @@ def test_release_flow_pauses_for_a_named_approver(prefect_server: None, built: B
                 leave_pending_out=True,
                 require_approval=True,
                 config_path=str(CONFIG),
+                approval_timeout_s=300,
             )
         )
     finally:
