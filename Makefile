@@ -29,7 +29,12 @@ demo: $(STAMP)
 	# The demo's public index is rebuilt from sample_data/public each time (an index from an older deid is refused).
 	rm -rf workspace/public-index
 	$(BIN)/deid index add --index workspace/public-index sample_data/public
+	# The demo unpublishes its 1.0.0 before the batch runs (a release whose private copy is gone no
+	# longer counts for k or duplicates), so every run ends by publishing it again.
+	rm -rf workspace/release-demo workspace/releases/1.0.0 workspace/release-index
 	PREFECT_LOGGING_EXTRA_LOGGERS=deid $(BIN)/deid run sample_data --workspace workspace --config sample_data/deid.toml
+	# The release gate: items waiting for review are left out and counted on the card.
+	$(BIN)/deid release --workspace workspace --out workspace/release-demo --version 1.0.0 --leave-pending-out --config sample_data/deid.toml
 	@echo "Review the held items: $(BIN)/deid review add-user NAME --workspace workspace (prints a one-time password),"; \
 	echo "then $(BIN)/deid review serve --workspace workspace and open http://127.0.0.1:8765/ to sign in."
 

@@ -452,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     from deid.review.cli import add_review_commands  # the review queue's commands live with it
 
     add_review_commands(commands)
+    from deid.release_cli import add_release_command  # the release gate's command lives beside the gate
+
+    add_release_command(commands)
+
     return parser
 
 

@@ -412,6 +412,32 @@ class ReviewSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseSettings:
+    """What the release gate and its data card need from the curator.
+
+    ``collection`` and ``consent`` describe how the data was gathered and
+    what contributors agreed to; while either is empty the gate refuses.
+    ``max_small_cell`` marks marginal counts below it as small cells in the
+    card (reported, not refused).
+    """
+
+    collection: str = ""
+    consent: str = ""
+    title: str = "deid release"
+    contact: str = ""
+    licence: str = (
+        "Use is permitted for research and education only. Any attempt to re-identify a contributor, "
+        "to link a case or image to a person, or to contact a contributor is forbidden."
+    )
+    known_issues: tuple[str, ...] = ()
+    max_small_cell: int = 5
+
+    def __post_init__(self) -> None:
+        _require(self.max_small_cell >= 1, "release.max_small_cell", "must be at least 1")
+        _require(bool(self.licence.strip()), "release.licence", "must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
 
@@ -424,6 +450,7 @@ class Config:
     skin: SkinSettings
     ledger: LedgerSettings
     review: ReviewSettings
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
     source: tuple[str, ...] = ()
 
 

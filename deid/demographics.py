@@ -57,7 +57,8 @@ skin_type           ``FST1``..``FST6``, ``1``..``6``, ``I``..``VI``, ``type 3``,
                     tans uniformly" 3, "rarely burns, tans well" 4, "very rarely burns,
                     tans very easily" 5, "never burns" / "deeply pigmented" 6; a tanning
                     phrase wins over a burning one); none of the above / none / not sure
-                    -> NONE_SELECTED; missing -> blank
+                    -> NONE_IDENTIFIED (as in SCIN's published data; its schema text says
+                    NONE_SELECTED); missing -> blank
 race_ethnicity      each element: a column suffix or an alias (black, african american,
                     hispanic, latino/latina/latinx, caucasian, middle eastern, north
                     african, mena, native american, alaska native, native hawaiian,
@@ -108,6 +109,7 @@ from deid.csv_safety import safe_csv_cell
 from deid.errors import ConfigError, DeidError, InputError
 from deid.ids import new_case_id
 from deid.io import write_atomic
+from deid.scin import load_schema
 from deid.scrub import TextScrubber, load_name_list
 from deid.types import Case, ShotType
 
@@ -121,7 +123,8 @@ AGE_BANDS: tuple[tuple[int, int, str], ...] = (
 )
 AGE_UNKNOWN = "AGE_UNKNOWN"
 FEMALE, MALE, OTHER_OR_UNSPECIFIED = "FEMALE", "MALE", "OTHER_OR_UNSPECIFIED"
-NONE_SELECTED = "NONE_SELECTED"
+NONE_IDENTIFIED = "NONE_IDENTIFIED"
+NONE_SELECTED = NONE_IDENTIFIED  # the name SCIN's schema text uses; its published data says NONE_IDENTIFIED
 YES = "YES"
 TWO_OR_MORE = "two_or_more_after_mitigation"
 RACE_QI = "race_ethnicity"
@@ -218,6 +221,12 @@ SCIN_COLUMNS: tuple[str, ...] = (
     f"race_ethnicity_{TWO_OR_MORE}",
 )
 DESCRIPTION_COLUMN = "description"
+# deid's own columns after SCIN's (declared in deid/data/scin_schema.json): a coarser value that
+# k-anonymity needed goes here, never into the SCIN column, whose vocabulary has no such value.
+GENERALISED_COLUMNS: dict[str, str] = {
+    spec.generalises: spec.name for spec in load_schema().extra_columns if spec.generalises
+}
+RELEASE_COLUMNS: tuple[str, ...] = (*SCIN_COLUMNS, *(spec.name for spec in load_schema().extra_columns))
 QUASI_IDENTIFIER_CHOICES = (
     RACE_QI,
     "year",
@@ -420,7 +429,7 @@ def map_sex(raw: str | None) -> str | None:
 
 
 def map_skin_type(raw: str | None) -> str | None:
-    """Raw skin type answer to ``FST1``..``FST6``, ``NONE_SELECTED`` or blank (missing).
+    """Raw skin type answer to ``FST1``..``FST6``, ``NONE_IDENTIFIED`` or blank (missing).
 
     ``None`` means the answer is not in the vocabulary (see the module docstring).
 
@@ -429,7 +438,7 @@ def map_skin_type(raw: str | None) -> str | None:
     >>> map_skin_type("FST3"), map_skin_type("IV"), map_skin_type("burns easily, never tans")
     ('FST3', 'FST4', 'FST1')
     >>> map_skin_type("TANS_MINIMALLY"), map_skin_type("none of the above"), map_skin_type(None)
-    ('FST2', 'NONE_SELECTED', '')
+    ('FST2', 'NONE_IDENTIFIED', '')
     """
     if raw is None or not raw.strip():
         return ""
@@ -438,8 +447,8 @@ def map_skin_type(raw: str | None) -> str | None:
     if number:
         value = number["n"]
         return f"FST{value if value.isdigit() else _ROMAN[value]}"
-    if text in _FST_NONE or text == _key(NONE_SELECTED):
-        return NONE_SELECTED
+    if text in _FST_NONE or text == _key("NONE_SELECTED"):
+        return NONE_IDENTIFIED
     for phrases in (_TAN_PHRASES, _BURN_PHRASES):
         for pattern, fst in phrases:
             if pattern.search(text):
@@ -583,8 +592,8 @@ class ReleaseTable:
 
 
 def release_columns(settings: DemographicsSettings) -> tuple[str, ...]:
-    """The columns of the release CSV: SCIN's, plus ``description`` when free text is kept."""
-    return (*SCIN_COLUMNS, DESCRIPTION_COLUMN) if settings.keep_free_text else SCIN_COLUMNS
+    """The columns of the release CSV: SCIN's, deid's generalised ones, ``description`` when free text is kept."""
+    return (*RELEASE_COLUMNS, DESCRIPTION_COLUMN) if settings.keep_free_text else RELEASE_COLUMNS
 
 
 def build_hierarchies(settings: DemographicsSettings) -> dict[str, Hierarchy]:
@@ -1022,7 +1031,30 @@ def _write_race(row: dict[str, str], value: str) -> None:
 
 
 def _qi_value(row: Mapping[str, str], name: str) -> str:
-    return _earlier_race(row) if name == RACE_QI else row.get(name, "")
+    """The value k-anonymity counts: the race set, else the generalised column when it is filled."""
+    if name == RACE_QI:
+        return _earlier_race(row)
+    generalised = row.get(GENERALISED_COLUMNS.get(name, ""), "")
+    return generalised or row.get(name, "")
+
+
+def _write_qi(row: dict[str, str], name: str, value: str) -> None:
+    """Write a published value: inside SCIN's vocabulary into the SCIN column, else into deid's column.
+
+    A value outside the vocabulary with no deid column is blanked. Both maps
+    are one-to-one or merge classes, so every class keeps at least k rows.
+    """
+    schema = load_schema()
+    extra = GENERALISED_COLUMNS.get(name)
+    if extra is not None:
+        row[extra] = ""
+    if schema.is_in_vocabulary(name, value):
+        row[name] = value
+    elif extra is not None:
+        row[name] = ""
+        row[extra] = value
+    else:
+        row[name] = ""
 
 
 def _apply_outcome(
@@ -1044,6 +1076,6 @@ def _apply_outcome(
             if name == RACE_QI:
                 _write_race(row, value)
             else:
-                row[name] = value
+                _write_qi(row, name, value)
         released.append((row, contribution_id))
     return released, suppressed

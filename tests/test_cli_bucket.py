@@ -12,7 +12,7 @@ import pytest
 from pycanon import anonymity as pycanon
 
 from deid.cli import EXIT_ERROR, EXIT_FAILURES, EXIT_OK, main
-from deid.demographics import RACE_SUFFIXES, SCIN_COLUMNS
+from deid.demographics import RACE_SUFFIXES, RELEASE_COLUMNS
 
 HEADER = [
     "contribution_id", "submitted_at", "age", "sex", "skin_type", "race_ethnicity", "body_parts", "symptoms",
@@ -63,7 +63,7 @@ def test_bucket_writes_a_k_anonymous_release_and_json(tmp_path: Path, capsys: py
     assert report["k_target"] == 5 and report["cases_held"] == 3
     assert set(report["held"]) == {"c0", "c1", "c2"}
     header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
-    assert tuple(header) == SCIN_COLUMNS
+    assert tuple(header) == RELEASE_COLUMNS
     qis = ["year", "age_group", "sex_at_birth", "fitzpatrick_skin_type", "race"]
     assert release_k(out, qis) == report["k_achieved"] >= 5
     text = out.read_text(encoding="utf-8")

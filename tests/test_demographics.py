@@ -192,7 +192,8 @@ def test_new_case_id_is_random_signed_64_bit() -> None:
 
 def test_columns_follow_scin_order(config: Config) -> None:
     table = build(make_cases(20, seed=4), with_settings(config, k=1))
-    assert table.columns == SCIN_COLUMNS
+    # SCIN's columns first, in SCIN's order, then deid's declared generalised columns (issue 16).
+    assert table.columns == (*SCIN_COLUMNS, "age_group_generalised", "fitzpatrick_skin_type_generalised")
     assert SCIN_COLUMNS[:7] == (
         "case_id",
         "source",
@@ -212,7 +213,7 @@ def test_columns_follow_scin_order(config: Config) -> None:
         "combined_race",
         "race_ethnicity_two_or_more_after_mitigation",
     )
-    assert all(list(row) == list(SCIN_COLUMNS) for row in table.rows)
+    assert all(list(row) == list(table.columns) for row in table.rows)
     assert "description" not in SCIN_COLUMNS
 
 
@@ -238,8 +239,8 @@ def test_columns_follow_scin_order(config: Config) -> None:
         ("rarely burns, tans well", "FST4"),
         ("very rarely burns, tans very easily", "FST5"),
         ("never burns, deeply pigmented", "FST6"),
-        ("NONE_OF_THE_ABOVE", "NONE_SELECTED"),
-        ("not sure", "NONE_SELECTED"),
+        ("NONE_OF_THE_ABOVE", "NONE_IDENTIFIED"),
+        ("not sure", "NONE_IDENTIFIED"),
         (None, ""),
         ("", ""),
         ("7", None),
@@ -582,3 +583,27 @@ def test_rows_are_ordered_by_case_id_not_submission(config: Config) -> None:
     table = build(make_cases(200, seed=8), with_settings(config, k=3))
     ids = [int(row["case_id"]) for row in table.rows]
     assert ids == sorted(ids)
+
+
+@pytest.mark.parametrize("k", [pytest.param(10, id="k10"), pytest.param(25, id="k25")])
+def test_generalisation_never_leaves_scin_vocabulary(config: Config, k: int) -> None:
+    """Issue 16: a coarser band goes into deid's declared column; the SCIN column stays in SCIN's vocabulary."""
+    from deid.anonymity_check import release_classes
+    from deid.scin import load_schema
+
+    schema = load_schema()
+    table = build(make_cases(400, seed=k, skew=2.5), with_settings(config, k=k))
+    assert sum(table.report.cells_generalised.values()) > 0, "the batch must need generalisation to mean anything"
+    extras = ("age_group_generalised", "fitzpatrick_skin_type_generalised")
+    generalised = [row for row in table.rows if any(row[column] for column in extras)]
+    assert generalised
+    for row in table.rows:
+        for column, value in row.items():
+            assert schema.is_in_vocabulary(column, value), f"{column}={value!r} is outside the schema"
+    for row in generalised:
+        if row["age_group_generalised"]:
+            assert row["age_group"] == ""
+        if row["fitzpatrick_skin_type_generalised"]:
+            assert row["fitzpatrick_skin_type"] == ""
+    classes = release_classes(table.rows, config.demographics.quasi_identifiers)
+    assert min(classes.values()) == table.report.k_achieved >= k
