@@ -23,7 +23,7 @@ from pathlib import Path
 
 from deid.config import Config
 from deid.crop import estimate_skin_mask
-from deid.detect import Detector, build_detectors, detect_regions, make_detection_copy
+from deid.detect import Detector, detect_regions, detectors_for, make_detection_copy
 from deid.errors import DeidError, UnsupportedFormat
 from deid.ingest import ImageTask
 from deid.io import load_image, read_bytes, write_atomic
@@ -37,7 +37,6 @@ from deid.metadata import (
     is_known_appendix,
     trailing_data,
 )
-from deid.native_logs import filter_native_stderr
 from deid.policy import apply_policy, is_releasable
 from deid.preview import is_preview_needed, write_match_preview, write_preview
 from deid.release import open_index, open_release_index
@@ -79,22 +78,6 @@ class ImageResult:
     def reasons(self) -> tuple[str, ...]:
         """Every rule and note behind the outcome."""
         return self.outcome.reasons
-
-
-_DETECTORS: dict[str, tuple[Detector, ...]] = {}
-
-
-def detectors_for(config: Config) -> Sequence[Detector]:
-    """The detectors for a configuration, built once per process (models are heavy).
-
-    Keyed on the ``[detection]`` settings themselves (their repr is stable: frozen
-    dataclasses over TOML tables), so a configuration built in code is served too.
-    """
-    key = repr(config.detection)
-    if key not in _DETECTORS:
-        filter_native_stderr()  # the models' native loggers print a line per load and per image
-        _DETECTORS[key] = tuple(build_detectors(config))
-    return _DETECTORS[key]
 
 
 def process_image(

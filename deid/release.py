@@ -51,7 +51,7 @@ from deid.config import Config
 from deid.csv_safety import safe_csv_cell
 from deid.datacard import CARD_FILES, CARD_MD, build_card, card_numbers_from_release, read_card_numbers, write_card
 from deid.demographics import AnonymityReport, build_release_table, read_release_csv, year_of
-from deid.detect import Detector, build_detectors, detect_regions, make_detection_copy
+from deid.detect import Detector, detect_regions, detectors_for, make_detection_copy
 from deid.errors import InputError, ReleaseBlocked
 from deid.ids import new_release_image_id
 from deid.io import load_image, write_atomic
@@ -751,7 +751,6 @@ def _is_filled(pixels: RGBImage, region: Region, fill: tuple[int, ...]) -> bool:
     return bool((patch == np.array(fill[:3], dtype=np.uint8)).all(axis=-1).mean() > 0.5)
 
 
-_DETECTOR_CACHE: dict[str, tuple[Detector, ...]] = {}
 _FOUND_CACHE: dict[tuple[str, str], tuple[Region, ...]] = {}
 
 
@@ -816,10 +815,7 @@ def hold_new_findings(workspace: Workspace, ledger: Ledger, config: Config, skip
 
 
 def _detectors(config: Config) -> tuple[Detector, ...]:
-    key = repr(config.detection)
-    if key not in _DETECTOR_CACHE:
-        _DETECTOR_CACHE[key] = tuple(build_detectors(config))
-    return _DETECTOR_CACHE[key]
+    return tuple(detectors_for(config))
 
 
 def check_k_anonymity(plan: ReleasePlan, config: Config) -> CheckResult:

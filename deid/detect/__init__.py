@@ -23,6 +23,7 @@ import numpy as np
 
 from deid.config import Config, DetectorSettings
 from deid.errors import ConfigError, DeidError, DetectorError
+from deid.native_logs import filter_native_stderr
 from deid.types import Region, RegionKind, RGBImage
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,23 @@ def build_detectors(config: Config) -> list[Detector]:
         if settings.enabled:
             detectors.append(DETECTORS[name](settings))
     return detectors
+
+
+_BUILT: dict[str, tuple[Detector, ...]] = {}
+
+
+def detectors_for(config: Config) -> Sequence[Detector]:
+    """The detectors for a configuration, built once per process (models are heavy).
+
+    Keyed on the ``[detection]`` settings themselves (their repr is stable: frozen
+    dataclasses over TOML tables), so a configuration built in code is served too.
+    The batch, ``deid redact`` and the release gate share this one cache.
+    """
+    key = repr(config.detection)
+    if key not in _BUILT:
+        filter_native_stderr()  # the models' native loggers print a line per load and per image
+        _BUILT[key] = tuple(build_detectors(config))
+    return _BUILT[key]
 
 
 def make_detection_copy(image: RGBImage, *, max_side_px: int) -> tuple[RGBImage, float]:
