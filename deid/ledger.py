@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -177,6 +177,33 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+@contextmanager
+def transaction(engine: Engine, *, what: str = "ledger write") -> Iterator[Connection]:
+    """One transaction on the ledger's database, for the ledger and every store that shares its engine.
+
+    A busy or unreachable database is a :class:`TransientError` (retried);
+    anything else a :class:`LedgerError`. Either way the message carries the
+    driver's first line only, never the statement or its bound values (a
+    contribution's answers and free text).
+
+    Raises
+    ------
+    TransientError
+        If the database is locked or cannot be reached.
+    LedgerError
+        If the statement fails for any other reason.
+    """
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except OperationalError as error:
+        if "locked" in str(error).lower() or "could not connect" in str(error).lower():
+            raise TransientError(f"ledger busy: {_describe(error)}", hint="retry") from error
+        raise LedgerError(f"{what} failed: {_describe(error)}") from error
+    except SQLAlchemyError as error:
+        raise LedgerError(f"{what} failed: {_describe(error)}") from error
+
+
 def ledger_url(workspace: str | Path, url: str = "") -> str:
     """The SQLAlchemy URL to use: ``url`` when set, else SQLite in the workspace."""
     return url or f"sqlite:///{Path(workspace).resolve() / 'ledger.db'}"
@@ -216,17 +243,8 @@ class Ledger:
                 f"cannot open ledger at {_redact_url(url)}: {_describe(error)}", hint="check [ledger] url"
             ) from error
 
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except OperationalError as error:
-            if "locked" in str(error).lower() or "could not connect" in str(error).lower():
-                raise TransientError(f"ledger busy: {_describe(error)}", hint="retry") from error
-            raise LedgerError(f"ledger write failed: {_describe(error)}") from error
-        except SQLAlchemyError as error:
-            raise LedgerError(f"ledger write failed: {_describe(error)}") from error
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine)
 
     def close(self) -> None:
         """Release database connections."""

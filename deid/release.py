@@ -55,7 +55,7 @@ from deid.detect import Detector, detect_regions, detectors_for, make_detection_
 from deid.errors import InputError, ReleaseBlocked
 from deid.ids import new_release_image_id
 from deid.io import load_image, write_atomic
-from deid.ledger import Ledger
+from deid.ledger import Ledger, transaction
 from deid.match import (
     DiskMatchIndex,
     Fingerprints,
@@ -1081,7 +1081,7 @@ def _keep_published(workspace: Workspace, ledger: Ledger, config: Config, plan: 
     private = releases_dir(workspace) / plan.version
     shutil.copytree(target, private)
     now = datetime.now(UTC)
-    with ledger.engine.begin() as connection:
+    with transaction(ledger.engine, what="recording the release") as connection:
         for image in plan.images:
             connection.execute(
                 release_images.insert().values(

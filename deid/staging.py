@@ -134,6 +134,8 @@ def stage_candidate(
     DeidError
         If the file cannot be written.
     """
+    if status is Status.EXCLUDED:  # checked before the encode it would waste
+        raise ValueError("an excluded image has no candidate; call exclude_candidate")
     return stage_encoded(
         workspace, image_id, encode_candidate(pixels, decision, config, path=path), config, status=status
     )

@@ -9,10 +9,8 @@ searches all of it.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,15 +23,14 @@ from deid.ingest import ingest_batch
 from deid.ledger import Ledger, ledger_url
 from deid.pipeline import process_image, record_image_result
 from deid.workspace import Workspace, open_ledger
+from tests.sample_batches import sample_rows, sample_subset
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 CHOSEN = ("c01", "c10", "c12")  # free text with a phone number, free text with an address, an under-age case
 FACES_ONLY = Path(__file__).with_name("policies") / "faces_only.toml"
 
 
 def _sample_rows() -> list[dict[str, str]]:
-    with (SAMPLE / "cases.csv").open(newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row["contribution_id"] in CHOSEN]
+    return sample_rows(CHOSEN)
 
 
 def _secrets(rows: list[dict[str, str]]) -> list[re.Pattern[str]]:
@@ -51,20 +48,6 @@ def _secrets(rows: list[dict[str, str]]) -> list[re.Pattern[str]]:
     return patterns
 
 
-def _batch(tmp_path: Path, rows: list[dict[str, str]]) -> Path:
-    batch = tmp_path / "batch"
-    (batch / "images").mkdir(parents=True)
-    with (batch / "cases.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    for row in rows:
-        for key in ("image_1", "image_2", "image_3"):
-            if row[key]:
-                shutil.copy(SAMPLE / "images" / row[key], batch / "images" / row[key])
-    return batch
-
-
 def test_planted_free_text_is_really_there() -> None:
     assert any("07700 900123" in row["description"] for row in _sample_rows()), "the sample data changed"
 
@@ -80,13 +63,13 @@ def test_no_log_line_or_error_of_a_sample_run_names_free_text_or_ages(
     texts: list[str] = []
     with caplog.at_level(logging.DEBUG):
         ledger = open_ledger(workspace, config)
-        ingest = ingest_batch(_batch(tmp_path, rows), workspace, ledger, config)
+        ingest = ingest_batch(sample_subset(tmp_path / "batch", CHOSEN), workspace, ledger, config)
         for task in ingest.tasks:
             record_image_result(ledger, process_image(task, config, workspace))
         summary = finish_batch(workspace, ledger, config, ingest)
         # A forced ledger error while writing a case: the database refuses every write.
         read_only = Ledger(ledger_url(workspace.root).replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true")
-        cases, _ = read_cases(_batch(tmp_path / "again", rows) / "cases.csv")
+        cases, _ = read_cases(sample_subset(tmp_path / "again", CHOSEN) / "cases.csv")
         with pytest.raises(DeidError) as raised:
             read_only.register_contribution(cases[0], batch="again")
         texts.append(str(raised.value))

@@ -18,17 +18,18 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from deid.errors import LedgerError, ReviewConflict, ReviewNotFound, TransientError
+from deid.errors import LedgerError, ReviewConflict, ReviewNotFound
+from deid.ledger import transaction
 from deid.review.queue import (
     ItemState,
     QueueCandidate,
@@ -243,17 +244,10 @@ class ReviewStore:
         try:
             metadata.create_all(engine)
         except SQLAlchemyError as error:
-            raise LedgerError(f"cannot create the review tables: {error}") from error
+            raise LedgerError(f"cannot create the review tables: {type(error).__name__}") from error
 
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as connection:
-                yield connection
-        except OperationalError as error:
-            if "locked" in str(error).lower():
-                raise TransientError(f"ledger busy: {error.orig}", hint="retry") from error
-            raise LedgerError(f"review write failed: {error.orig}") from error
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine, what="review write")
 
     # users and sessions ----------------------------------------------------
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,27 +24,15 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+from tests.sample_batches import sample_subset
+
 K1 = Path(__file__).with_name("k1.toml")
 KEEP = ("c01", "c02", "c04", "c05", "c06", "c13")
 RANDOM_COLUMNS = ("case_id", "image_1_path", "image_2_path", "image_3_path")
 
 
 def _batch(tmp_path: Path) -> Path:
-    batch = tmp_path / "batch"
-    (batch / "images").mkdir(parents=True)
-    with (SAMPLE / "cases.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    kept = [row for row in rows if row["contribution_id"] in KEEP]
-    with (batch / "cases.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(kept)
-    for row in kept:
-        for key in ("image_1", "image_2", "image_3"):
-            if row[key]:
-                shutil.copy(SAMPLE / "images" / row[key], batch / "images" / row[key])
-    return batch
+    return sample_subset(tmp_path / "batch", KEEP)
 
 
 def _command(batch: Path, workspace: Path) -> list[str]:
