@@ -4,9 +4,9 @@ Medical photos of skin can show intimate areas; users of such datasets
 expect those images to be looked at by a person before release. NudeNet's
 320-pixel YOLO model labels exposed genitalia, breasts, buttocks and anus
 among other body parts; those classes become ``sensitive_body`` regions,
-which the default policy holds for review. The model is run with
-onnxruntime directly because ``nudenet``'s own reader expects four-channel
-arrays and BGR files.
+which the default policy holds for review. The model is run through
+:func:`deid.detect.runtime.load_network` directly because ``nudenet``'s own
+reader expects four-channel arrays and BGR files.
 
 NudeNet was trained on photos of bodies; on close-ups of skin (feet, nails,
 wounds, naevi) it answers with stray genitalia and breast boxes (up to 0.78
@@ -30,7 +30,7 @@ import numpy as np
 from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
 from deid.detect.calibration import CalibrationPoints, read_calibration
-from deid.detect.runtime import load_onnx_session
+from deid.detect.runtime import RUNTIME_VERSION, load_network
 from deid.errors import DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
 
@@ -113,11 +113,11 @@ class NudenetBodyDetector:
         self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
         self.calibration = read_calibration(settings or DetectorSettings(), self.calibration_defaults, self.name)
         try:
-            self.version = f"nudenet-{metadata.version('nudenet')}"
+            self.version = f"nudenet-{metadata.version('nudenet')}+{RUNTIME_VERSION}"
         except metadata.PackageNotFoundError as error:
             raise DetectorError("nudenet is not installed", hint="pip install nudenet") from error
-        self._session: Any = load_onnx_session(_nudenet_model())
-        self._input = self._session.get_inputs()[0].name
+        self._session: Any = load_network(_nudenet_model())
+        self._input = self._session.input_names[0]
         self._sensitive = np.array([label in SENSITIVE_CLASSES for label in NUDENET_CLASSES])
         self._context = np.array([label in CONTEXT_CLASSES for label in NUDENET_CLASSES])
 

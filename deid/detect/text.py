@@ -29,19 +29,25 @@ once, a defocused crossword on white paper.
 from __future__ import annotations
 
 import threading
-from importlib import metadata
+from importlib import metadata, resources
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 from rapidocr import RapidOCR
+from rapidocr.ch_ppocr_det.utils import DBPostProcess, DetPreProcess
 
 from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
 from deid.detect.calibration import CalibrationPoints, read_calibration
 from deid.detect.geometry import merge_regions
+from deid.detect.runtime import RUNTIME_VERSION, load_network
 from deid.errors import DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
+
+_MIN_DET_HEIGHT = 30  # rapidocr's Global.min_height and width_height_ratio
+_MAX_DET_ASPECT = 8
 
 
 class RapidOcrTextDetector:
@@ -77,7 +83,7 @@ class RapidOcrTextDetector:
     """
 
     name = "text.rapidocr"
-    version = f"rapidocr-{metadata.version('rapidocr')}"
+    version = f"rapidocr-{metadata.version('rapidocr')}+{RUNTIME_VERSION}"
     kinds = frozenset({RegionKind.TEXT})
     defaults: ClassVar[OptionDefaults] = {
         "max_side_px": 960,
@@ -102,18 +108,29 @@ class RapidOcrTextDetector:
         self.calibration = read_calibration(settings or DetectorSettings(), self.calibration_defaults, self.name)
         params = {
             "Global.log_level": "error",
-            "Det.limit_side_len": int(self.options["max_side_px"]),
-            "Det.limit_type": "max",
-            "Det.box_thresh": self.options["box_score"],
             "EngineConfig.onnxruntime.intra_op_num_threads": 1,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
         try:
+            # Recognition through rapidocr's engine; its detector is never built (see _find_lines).
             self._engine: Any = RapidOCR(params=params)
+            det = self._engine.cfg.Det
+            self._det_pre = DetPreProcess(int(self.options["max_side_px"]), "max", det.mean, det.std)
+            self._det_post = DBPostProcess(
+                thresh=det.thresh,
+                box_thresh=self.options["box_score"],
+                max_candidates=det.max_candidates,
+                unclip_ratio=det.unclip_ratio,
+                use_dilation=det.use_dilation,
+                score_mode=det.score_mode,
+            )
+            model_name = f"{det.ocr_version.value}_det_{det.model_type.value}.onnx"  # PP-OCRv6_det_small.onnx
+            model = resources.files("rapidocr").joinpath("models", model_name)
         except Exception as error:  # rapidocr raises its own and omegaconf errors; any means no model
             raise DetectorError(
                 f"rapidocr cannot start: {error!r}", hint="reinstall rapidocr (its models ship in the wheel)"
             ) from error
+        self._det_network = load_network(Path(str(model)))
         # The engine keeps per-call switches (use_det/use_rec) as state: one call at a time.
         self._lock = threading.Lock()
 
@@ -134,10 +151,8 @@ class RapidOcrTextDetector:
                 if factor != 1.0:
                     size = (round(width * factor), round(height * factor))
                     view = np.ascontiguousarray(cv2.resize(bgr, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
-                result = self._engine(view, use_det=True, use_cls=False, use_rec=False)
-                if result.boxes is None:
-                    continue
-                for quad, score in zip(np.asarray(result.boxes, dtype=float), result.scores, strict=True):
+                quads, scores = self._find_lines(view)
+                for quad, score in zip(quads, scores, strict=True):
                     box = self._bounding_box(quad / factor, image.shape)
                     if not box.is_empty:
                         found.append(Region(RegionKind.TEXT, box, float(score), f"{self.name}@{self.version}"))
@@ -182,6 +197,29 @@ class RapidOcrTextDetector:
             return True
         low, high = np.percentile(grey, [5, 90])
         return bool(high >= self.options["paper_min_brightness"] and high - low >= self.options["paper_min_contrast"])
+
+    def _find_lines(self, bgr: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], list[float]]:
+        """PP-OCR's DB text detector on ``bgr``: line quadrilaterals in its pixels, and their scores.
+
+        rapidocr's own pipeline does the same (its pre- and post-processing are used
+        here) but runs the network through onnxruntime, four times slower on one
+        core than :func:`~deid.detect.runtime.load_network`. Very flat strips (a
+        wristband, a line of print cut out) are padded above and below first, as
+        rapidocr does, because the detector needs some height.
+        """
+        height, width = bgr.shape[:2]
+        pad = 0
+        if height <= _MIN_DET_HEIGHT or width / height > _MAX_DET_ASPECT:
+            pad = max(0, (max(int(width / _MAX_DET_ASPECT), _MIN_DET_HEIGHT) * 2 - height) // 2)
+            bgr = cv2.copyMakeBorder(bgr, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        blob = self._det_pre(bgr)
+        if blob is None:
+            return np.zeros((0, 4, 2)), []
+        (probability,) = self._det_network.run(None, {self._det_network.input_names[0]: blob})
+        quads, scores = self._det_post(probability, (bgr.shape[0], bgr.shape[1]))
+        quads = np.asarray(quads, dtype=float).reshape(-1, 4, 2)
+        quads[:, :, 1] -= pad
+        return quads, [float(score) for score in scores]
 
     @staticmethod
     def _bounding_box(quad: np.ndarray[Any, Any], shape: tuple[int, ...]) -> Box:
