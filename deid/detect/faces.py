@@ -43,6 +43,8 @@ from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
 from deid.detect.calibration import CalibrationPoints, read_calibration
 from deid.detect.geometry import is_same_object, merge_regions, rotate_image, tile_boxes, unrotate_box
+from deid.detect.pose import VERSION as POSE_VERSION
+from deid.detect.pose import shared_estimator
 from deid.detect.runtime import RUNTIME_VERSION, load_network
 from deid.errors import ConfigError, DetectorError
 from deid.types import Box, Region, RegionKind, RGBImage
@@ -320,7 +322,7 @@ class MediapipeHeadDetector:
     """
 
     name = "faces.landmarks"
-    version = f"mediapipe-pose-{mp.__version__}"
+    version = POSE_VERSION
     kinds = frozenset({RegionKind.FACE})
     defaults: ClassVar[OptionDefaults] = {
         "min_score": 0.5,
@@ -334,23 +336,14 @@ class MediapipeHeadDetector:
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
         self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
-        pose: Any = mp.solutions.pose
-        self._model = pose.Pose(
-            static_image_mode=True,
-            model_complexity=1,  # the wheel ships pose_landmark_full only
-            enable_segmentation=False,
-            min_detection_confidence=self.options["min_score"],
-        )
-        self._lock = threading.Lock()
+        self._pose = shared_estimator(min_score=self.options["min_score"])  # one pose run per image, with people.*
 
     def detect(self, image: RGBImage) -> list[Region]:
         """Return one low-score face region per head whose facial landmarks are visible."""
-        with self._lock:
-            result = self._model.process(np.ascontiguousarray(image))
-        if result.pose_landmarks is None:
+        pose = self._pose.estimate(image)
+        if pose is None:
             return []
-        height, width = image.shape[:2]
-        points = np.array([[p.x * width, p.y * height, p.visibility] for p in result.pose_landmarks.landmark])
+        points = pose.points
         box = head_box(points, min_visibility=self.options["min_visibility"], size_factor=self.options["size_factor"])
         if box is None:
             return []

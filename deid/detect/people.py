@@ -20,14 +20,14 @@ called a whole body are 0.78-0.91 skin.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, ClassVar
 
-import mediapipe as mp
 import numpy as np
 
 from deid.config import DetectorSettings
 from deid.detect import OptionDefaults, read_options
+from deid.detect.pose import VERSION as POSE_VERSION
+from deid.detect.pose import shared_estimator
 from deid.evidence import skin_fraction
 from deid.types import Box, Region, RegionKind, RGBImage
 
@@ -60,7 +60,7 @@ class MediapipePersonDetector:
     """
 
     name = "people.mediapipe"
-    version = f"mediapipe-pose-{mp.__version__}"
+    version = POSE_VERSION
     kinds = frozenset({RegionKind.PERSON})
     defaults: ClassVar[OptionDefaults] = {
         "min_score": 0.5,
@@ -74,24 +74,15 @@ class MediapipePersonDetector:
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
         self.options = read_options(settings or DetectorSettings(), self.defaults, self.name)
-        pose: Any = mp.solutions.pose
-        self._model = pose.Pose(
-            static_image_mode=True,
-            model_complexity=1,  # the wheel ships pose_landmark_full only
-            enable_segmentation=bool(self.options["segmentation"]),
-            min_detection_confidence=self.options["min_score"],
-        )
-        self._lock = threading.Lock()
+        self._pose = shared_estimator(min_score=self.options["min_score"])  # one pose run per image, with faces.*
 
     def detect(self, image: RGBImage) -> list[Region]:
         """Return at most one person region (mediapipe pose follows one person)."""
-        with self._lock:
-            result = self._model.process(np.ascontiguousarray(image))
-            mask = None if result.segmentation_mask is None else np.array(result.segmentation_mask)
-        if result.pose_landmarks is None:
+        pose = self._pose.estimate(image)
+        if pose is None:
             return []
-        height, width = image.shape[:2]
-        points = np.array([[p.x * width, p.y * height, p.visibility] for p in result.pose_landmarks.landmark])
+        points = pose.points
+        mask = pose.mask if self.options["segmentation"] else None
         seen = points[:, 2] >= self.options["min_visibility"]
 
         def all_seen(indices: tuple[int, ...]) -> bool:

@@ -63,3 +63,31 @@ def test_bare_chest_is_flagged_as_sensitive(devdata: Path, detector_named: Calla
     regions = detect_regions(image, [detector_named("body.nudenet")], max_side_px=1280)
     assert regions and all(region.kind is RegionKind.SENSITIVE_BODY for region in regions)
     assert all("exposed" in region.note for region in regions)
+
+
+def test_one_pose_run_serves_heads_and_people(astronaut: RGBImage) -> None:
+    """faces.landmarks and people.mediapipe read one pose estimate per image, not one each."""
+    from deid.detect.faces import MediapipeHeadDetector
+    from deid.detect.pose import shared_estimator
+
+    estimator = shared_estimator(min_score=0.5)
+    runs: list[int] = []
+    process = estimator._model.process
+
+    def counted(image: np.ndarray) -> object:
+        runs.append(1)
+        return process(image)
+
+    estimator._model.process = counted
+    try:
+        heads, people = MediapipeHeadDetector(), MediapipePersonDetector()
+        image = astronaut.copy()  # a new image: nothing cached for it
+        heads.detect(image)
+        people.detect(image)
+        heads.detect(image)
+        assert len(runs) == 1
+        other = image.copy()  # an equal image that is another object is estimated again
+        people.detect(other)
+        assert len(runs) == 2
+    finally:
+        estimator._model.process = process
