@@ -170,6 +170,7 @@ class _Context:
     lightness: FloatImage
     skin_lightness: float
     chroma: FloatImage
+    skin_chroma: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,14 +250,17 @@ class InkTattooDetector:
         small = _shrink(image, int(self.options["work_side_px"]))
         side = max(small.shape[:2])
         kernel = _odd(self.options["stroke_kernel_frac"] * side)
-        skin = _skin_mask(small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"])
+        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+        skin = _skin_mask(
+            small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"], lab=lab
+        )
         if skin is None:
             return []
         # Not skin and at least as bright: paper, labels, rulers, sheets, walls. Kept out of
         # the skin reference, or the dark side of every limb against a white sheet is "ink".
-        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
-        lightness: FloatImage = lab[..., 0]
-        backdrop = ~skin & (lightness >= np.median(lightness[skin]))
+        lightness: FloatImage = lab[..., 0].astype(np.float32)
+        skin_lightness = float(np.median(lightness[skin]))
+        backdrop = ~skin & (lightness >= skin_lightness)
         density, neutrality, absorbed = _ink_density(small, kernel, exclude=backdrop)
         inside = _inside_skin(skin, _odd(self.options["hull_kernel_frac"] * side))
         candidate = inside & (density >= self.options["min_ink_density"])
@@ -283,14 +287,16 @@ class InkTattooDetector:
             ink = ink | fill
             density = np.where(new, fill_density, density)
             absorbed = np.where(new[..., None], fill_absorbed, absorbed)
+        chroma: FloatImage = np.hypot(lab[..., 1].astype(np.float32) - 128.0, lab[..., 2].astype(np.float32) - 128.0)
         context = _Context(
             small=small,
             skin=skin,
             backdrop=backdrop,
             round_field=_round_field(lightness),
             lightness=lightness,
-            skin_lightness=float(np.median(lightness[skin])),
-            chroma=np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0),
+            skin_lightness=skin_lightness,
+            chroma=chroma,
+            skin_chroma=float(np.median(chroma[skin])),
         )
         # One thinning for both passes (it is the costliest step); each keeps its own centre lines.
         skeleton = _skeleton(ink | colour_ink)
@@ -392,7 +398,7 @@ class InkTattooDetector:
         # Dark and not skin: the background beyond a limb, the gap between fingers, a sleeve.
         shadow = ~context.skin & ~ink & ~backdrop & (context.lightness < 0.6 * context.skin_lightness)
         chroma = context.chroma
-        skin_chroma = float(np.median(chroma[context.skin]))
+        skin_chroma = context.skin_chroma
         vignette = context.round_field
         image_height, image_width = ink.shape
         groups = []
@@ -572,30 +578,38 @@ def _shrink(image: RGBImage, side: int) -> RGBImage:
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
 
-def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolMask | None:
+def _skin_mask(
+    image: RGBImage, *, hue_deg: float, chroma_ratio: float, lab: npt.NDArray[np.uint8] | None = None
+) -> BoolMask | None:
     """This image's skin by its own hue and chroma, or ``None`` when it shows too little skin.
 
     Skin is a pixel whose CIELAB hue lies within ``hue_deg`` of the seed
     pixels' median hue and whose chroma is between ``chroma_ratio`` and
     ``1 / chroma_ratio`` times theirs. The chroma floor is what keeps white
     sheets, grey floors and walls out: they are near-neutral, skin never is.
+    ``lab`` is the image in 8-bit OpenCV CIELAB when the caller already has it.
     """
     ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)
     luma, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
     seed = (cr >= _SEED_CR[0]) & (cr <= _SEED_CR[1]) & (cb >= _SEED_CB[0]) & (cb <= _SEED_CB[1]) & (luma >= _SEED_MIN_Y)
     if int(seed.sum()) < _MIN_SEED_PIXELS:
         return None
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    a_star, b_star = lab[..., 1] - 128.0, lab[..., 2] - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
+    if lab is None:
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    a_star = lab[..., 1].astype(np.float32) - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
+    b_star = lab[..., 2].astype(np.float32) - 128.0
     chroma = np.hypot(a_star, b_star)
-    hue = np.degrees(np.arctan2(b_star, a_star))
-    hue_centre = float(np.median(hue[seed]))  # skin hues span about -30..100 degrees: no wrap-around
+    # skin hues span about -30..100 degrees: no wrap-around
+    hue_centre = float(np.median(np.degrees(np.arctan2(b_star[seed], a_star[seed]))))
     chroma_centre = float(np.median(chroma[seed]))
     if chroma_centre < _MIN_SKIN_CHROMA:  # a grey or black-and-white picture: no skin colour to go on
         return None
-    hue_gap = np.abs((hue - hue_centre + 180.0) % 360.0 - 180.0)
+    # Within hue_deg of the centre hue <=> the cosine of the angle to the centre direction is at
+    # least cos(hue_deg): a dot product, no arctangent per pixel.
+    centre = np.radians(hue_centre)
+    along = a_star * np.float32(np.cos(centre)) + b_star * np.float32(np.sin(centre))
     mask: BoolMask = (
-        (hue_gap <= hue_deg)
+        (along >= np.float32(np.cos(np.radians(hue_deg))) * chroma)
         & (chroma >= chroma_ratio * chroma_centre)
         & (chroma <= chroma_centre / chroma_ratio)
         & (lab[..., 0] >= _SEED_MIN_Y)
@@ -686,19 +700,27 @@ def _ink_density(
     else:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
         closed = cv2.morphologyEx(source, cv2.MORPH_CLOSE, disc)  # on uint8: several times faster than float
-    pixels = image.astype(np.float32) + 4.0  # +4 keeps log() finite on black
-    reference = np.maximum(closed.astype(np.float32) + 4.0, pixels)
-    density = np.log(reference) - np.log(pixels)
-    mean_density: FloatImage = density.mean(axis=2)
+    reference = np.maximum(closed, image)
+    # Both are 8-bit, so log(value + 4) is a table lookup (+4 keeps it finite on black).
+    density = _LOG_TABLE[reference] - _LOG_TABLE[image]
+    mean_density: FloatImage = (density[..., 0] + density[..., 1] + density[..., 2]) * np.float32(1.0 / 3.0)
     neutrality: FloatImage = (density[..., 0] + 0.02) / (density[..., 2] + 0.02)
-    absorbed: FloatImage = 1.0 - pixels / reference
+    absorbed: FloatImage = (reference - image) * _INVERSE_TABLE[reference]  # 1 - (pixel + 4) / (reference + 4)
     return mean_density, neutrality, absorbed
 
 
 def _skeleton(mask: BoolMask) -> BoolMask:
-    """One-pixel-wide centre lines (OpenCV's Zhang-Suen thinning)."""
-    thin = cv2.ximgproc.thinning(mask.astype(np.uint8) * 255)
-    result: BoolMask = thin > 0
+    """One-pixel-wide centre lines (OpenCV's Zhang-Suen thinning).
+
+    Thinning costs its iterations times the area it scans, so it scans only
+    the rectangle round the mask (with a one-pixel margin: the same lines).
+    """
+    result: BoolMask = np.zeros(mask.shape, bool)
+    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if rows.size == 0:
+        return result
+    window = np.s_[max(rows[0] - 1, 0) : rows[-1] + 2, max(columns[0] - 1, 0) : columns[-1] + 2]
+    result[window] = cv2.ximgproc.thinning(mask[window].astype(np.uint8) * 255) > 0
     return result
 
 
@@ -750,3 +772,5 @@ def _crossing_numbers() -> npt.NDArray[np.int32]:
 
 
 _CROSSING = _crossing_numbers()
+_LOG_TABLE = np.log(np.arange(256, dtype=np.float32) + 4.0).astype(np.float32)
+_INVERSE_TABLE = (1.0 / (np.arange(256, dtype=np.float32) + 4.0)).astype(np.float32)
