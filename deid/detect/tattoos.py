@@ -250,7 +250,7 @@ class InkTattooDetector:
         small = _shrink(image, int(self.options["work_side_px"]))
         side = max(small.shape[:2])
         kernel = _odd(self.options["stroke_kernel_frac"] * side)
-        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
+        lab = np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), np.uint8)
         skin = _skin_mask(
             small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"], lab=lab
         )
@@ -594,10 +594,9 @@ def _skin_mask(
     seed = (cr >= _SEED_CR[0]) & (cr <= _SEED_CR[1]) & (cb >= _SEED_CB[0]) & (cb <= _SEED_CB[1]) & (luma >= _SEED_MIN_Y)
     if int(seed.sum()) < _MIN_SEED_PIXELS:
         return None
-    if lab is None:
-        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
-    a_star = lab[..., 1].astype(np.float32) - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
-    b_star = lab[..., 2].astype(np.float32) - 128.0
+    planes = np.asarray(lab if lab is not None else cv2.cvtColor(image, cv2.COLOR_RGB2LAB), np.uint8)
+    a_star = planes[..., 1].astype(np.float32) - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
+    b_star = planes[..., 2].astype(np.float32) - 128.0
     chroma = np.hypot(a_star, b_star)
     # skin hues span about -30..100 degrees: no wrap-around
     hue_centre = float(np.median(np.degrees(np.arctan2(b_star[seed], a_star[seed]))))
@@ -612,7 +611,7 @@ def _skin_mask(
         (along >= np.float32(np.cos(np.radians(hue_deg))) * chroma)
         & (chroma >= chroma_ratio * chroma_centre)
         & (chroma <= chroma_centre / chroma_ratio)
-        & (lab[..., 0] >= _SEED_MIN_Y)
+        & (planes[..., 0] >= _SEED_MIN_Y)
     )
     return mask
 
@@ -700,28 +699,60 @@ def _ink_density(
     else:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
         closed = cv2.morphologyEx(source, cv2.MORPH_CLOSE, disc)  # on uint8: several times faster than float
-    reference = np.maximum(closed, image)
-    # Both are 8-bit, so log(value + 4) is a table lookup (+4 keeps it finite on black).
-    density = _LOG_TABLE[reference] - _LOG_TABLE[image]
-    mean_density: FloatImage = (density[..., 0] + density[..., 1] + density[..., 2]) * np.float32(1.0 / 3.0)
+    pixels = image.astype(np.float32) + np.float32(4.0)  # +4 keeps log() finite on black
+    reference = np.maximum(closed, image).astype(np.float32) + np.float32(4.0)
+    transmitted = pixels / reference
+    density = -np.log(transmitted)
+    mean_density: FloatImage = np.asarray(cv2.transform(density, _CHANNEL_MEAN), np.float32)
     neutrality: FloatImage = (density[..., 0] + 0.02) / (density[..., 2] + 0.02)
-    absorbed: FloatImage = (reference - image) * _INVERSE_TABLE[reference]  # 1 - (pixel + 4) / (reference + 4)
+    absorbed: FloatImage = 1.0 - transmitted
     return mean_density, neutrality, absorbed
 
 
 def _skeleton(mask: BoolMask) -> BoolMask:
-    """One-pixel-wide centre lines (OpenCV's Zhang-Suen thinning).
+    """One-pixel-wide centre lines: Zhang-Suen thinning, pixel for pixel as OpenCV's ``ximgproc.thinning``.
 
-    Thinning costs its iterations times the area it scans, so it scans only
-    the rectangle round the mask (with a one-pixel margin: the same lines).
+    OpenCV scans the whole image twice per iteration; this scans only the
+    pixels still on (a tenth of the image or less), each sub-iteration one
+    vectorised look-up of its eight neighbours. Same lines, several times
+    faster on the working copy. As in OpenCV, the image's outermost rows and
+    columns are never thinned.
     """
-    result: BoolMask = np.zeros(mask.shape, bool)
-    rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    if rows.size == 0:
-        return result
-    window = np.s_[max(rows[0] - 1, 0) : rows[-1] + 2, max(columns[0] - 1, 0) : columns[-1] + 2]
-    result[window] = cv2.ximgproc.thinning(mask[window].astype(np.uint8) * 255) > 0
+    height, width = mask.shape
+    padded = np.zeros((height + 2, width + 2), np.uint8)
+    padded[1:-1, 1:-1] = mask
+    flat = padded.ravel()
+    stride = width + 2
+    # Neighbours p2..p9 of Zhang and Suen (1984): north, then clockwise; bit k of a code is p(k+2).
+    offsets = (-stride, -stride + 1, 1, stride + 1, stride, stride - 1, -1, -stride - 1)
+    rows, columns = np.nonzero(mask[1:-1, 1:-1])
+    index = (rows + 2) * stride + (columns + 2)
+    changed = True
+    while changed:
+        changed = False
+        for table in _THINNING_TABLES:
+            code = np.zeros(index.size, np.uint8)
+            for bit, offset in enumerate(offsets):
+                code |= flat[index + offset] << bit
+            delete = table[code]
+            if delete.any():
+                flat[index[delete]] = 0
+                index = index[~delete]
+                changed = True
+    result: BoolMask = padded[1:-1, 1:-1] > 0
     return result
+
+
+def _thinning_tables() -> tuple[BoolMask, BoolMask]:
+    """Which 8-neighbour codes delete a pixel in Zhang-Suen's first and second sub-iteration."""
+    first, second = np.zeros(256, bool), np.zeros(256, bool)
+    for code in range(256):
+        p2, _, p4, _, p6, _, p8, _ = bits = [(code >> bit) & 1 for bit in range(8)]
+        crossings = sum(bits[k] == 0 and bits[(k + 1) % 8] == 1 for k in range(8))
+        deletable = crossings == 1 and 2 <= sum(bits) <= 6
+        first[code] = deletable and p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+        second[code] = deletable and p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+    return first, second
 
 
 def _prune(skeleton: BoolMask, length: int) -> BoolMask:
@@ -772,5 +803,5 @@ def _crossing_numbers() -> npt.NDArray[np.int32]:
 
 
 _CROSSING = _crossing_numbers()
-_LOG_TABLE = np.log(np.arange(256, dtype=np.float32) + 4.0).astype(np.float32)
-_INVERSE_TABLE = (1.0 / (np.arange(256, dtype=np.float32) + 4.0)).astype(np.float32)
+_THINNING_TABLES = _thinning_tables()
+_CHANNEL_MEAN = np.full((1, 3), 1.0 / 3.0, np.float32)

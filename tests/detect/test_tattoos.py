@@ -21,7 +21,7 @@ import pytest
 
 from deid.config import DetectorSettings, load_config
 from deid.detect import DETECTORS, build_detectors, detect_regions
-from deid.detect.tattoos import _OPTIONS, InkTattooDetector, _skin_mask
+from deid.detect.tattoos import _OPTIONS, InkTattooDetector, _skeleton, _skin_mask
 from deid.errors import ConfigError, InputError
 from deid.evaluate import devdata_split
 from deid.io import load_image
@@ -405,3 +405,13 @@ def test_devdata_figures_per_split(devdata: Path) -> None:
         assert recall >= 0.88, (split, recall)
         assert np.mean(flagged[split, "hard"]) <= 0.1, split
         assert sum(flagged[split, "skin"]) <= 3, split
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_skeleton_is_opencv_thinning_pixel_for_pixel(seed: int) -> None:
+    """The vectorised Zhang-Suen thinning draws exactly the lines OpenCV's ``ximgproc.thinning`` draws."""
+    rng = np.random.default_rng(seed)
+    blobs = cv2.GaussianBlur(rng.random((120, 160)).astype(np.float32), (0, 0), 1.5 + seed)
+    mask = blobs > np.median(blobs)
+    expected = cv2.ximgproc.thinning(mask.astype(np.uint8) * 255) > 0
+    assert np.array_equal(_skeleton(mask), expected)
