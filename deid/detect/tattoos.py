@@ -53,8 +53,9 @@ fraction of the image, every threshold an option in
      blue far more. The halo matters because JPEG keeps colour at half
      resolution and smears a thin stroke's colour onto its neighbours;
    * *complexity*: strokes + junctions / 2, with wobble spurs pruned first.
-     A surgical-marker ring round a lesion is one loop with no junction;
-     lettering and line art are many strokes with many junctions;
+     A surgical-marker ring round a lesion is one loop with no junction (the
+     ramp's zero); lettering and line art are many strokes with many junctions,
+     and fine line that falls apart into a few plain strokes still counts a little;
    * *backdrop*: the share of a ring just outside the ink that is bright
      non-skin. Ink sits on skin or on more ink; print sits on paper (ruler
      labels, dressings, documents held to the camera);
@@ -122,7 +123,7 @@ _OPTIONS: dict[str, float] = {
     "stroke_length_high": 0.45,
     "neutrality_low": 0.92,
     "neutrality_high": 1.06,
-    "complexity_low": 2.0,
+    "complexity_low": 1.0,
     "complexity_high": 5.0,
     "backdrop_low": 0.3,
     "backdrop_high": 0.5,
@@ -219,7 +220,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "2"
+    version = "3"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:

@@ -346,6 +346,8 @@ def found_regions(detector: InkTattooDetector, image: RGBImage) -> list[Region]:
         pytest.param("ham10000_ISIC_0027287.jpg", id="dermoscopic-naevus"),
         pytest.param("ham10000_ISIC_0024793.jpg", id="dermoscopic-naevus-black-dots-bubbles"),
         pytest.param("dermnet_naevus-single-colour-08.jpg", id="large-dark-congenital-naevus"),
+        pytest.param("dermnet_vitiligo-34.jpg", id="vitiligo-hyperpigmented-edges-dark-skin"),
+        pytest.param("dermnet_blue-naevus-0005.jpg", id="blue-naevus"),
     ],
 )
 def test_devdata_mole_raises_no_tattoo(devdata: Path, detector: InkTattooDetector, name: str) -> None:
@@ -366,6 +368,7 @@ def test_devdata_mole_raises_no_tattoo(devdata: Path, detector: InkTattooDetecto
         pytest.param("tattseg_mikerubendall120.jpg", id="large-body-suit"),
         pytest.param("tdyolo_80048942_589713224929507_2326654421343668984_n.jpg", id="dark-skin-snake"),
         pytest.param("bivtatt_14_1.jpg", id="dark-skin-bear"),
+        pytest.param("bivtatt_54_1.jpg", id="faded-line-work-dagger"),
     ],
 )
 def test_devdata_tattoo_category_is_found_on_its_box(devdata: Path, detector: InkTattooDetector, name: str) -> None:
@@ -380,8 +383,8 @@ def test_devdata_tattoo_category_is_found_on_its_box(devdata: Path, detector: In
 def test_devdata_figures_per_split(devdata: Path) -> None:
     """Image-level recall and false alarms on devdata, per split, through the pipeline's detection path.
 
-    Golden figures (2026-12, tattoos.ink@2; ``benchmarks/tattoos.py``): tune
-    recall 39/42, hard negatives 1/17, plain skin 1/41; check recall 39/43,
+    Golden figures (2026-12, tattoos.ink@3; ``benchmarks/tattoos.py``): tune
+    recall 40/42, hard negatives 1/17, plain skin 1/41; check recall 39/43,
     hard negatives 0/15, plain skin 2/35 (one skin file, a PNG named .jpg, is
     refused by deid.io today and left out here). Issue 17 asks recall >= 0.95 and
     hard-negative false alarms <= 0.10; these floors sit just under today's figures.
