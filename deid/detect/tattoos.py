@@ -53,8 +53,9 @@ fraction of the image, every threshold an option in
      blue far more. The halo matters because JPEG keeps colour at half
      resolution and smears a thin stroke's colour onto its neighbours;
    * *complexity*: strokes + junctions / 2, with wobble spurs pruned first.
-     A surgical-marker ring round a lesion is one loop with no junction;
-     lettering and line art are many strokes with many junctions;
+     A surgical-marker ring round a lesion is one loop with no junction (the
+     ramp's zero); lettering and line art are many strokes with many junctions,
+     and fine line that falls apart into a few plain strokes still counts a little;
    * *backdrop*: the share of a ring just outside the ink that is bright
      non-skin. Ink sits on skin or on more ink; print sits on paper (ruler
      labels, dressings, documents held to the camera);
@@ -122,7 +123,7 @@ _OPTIONS: dict[str, float] = {
     "stroke_length_high": 0.45,
     "neutrality_low": 0.92,
     "neutrality_high": 1.06,
-    "complexity_low": 2.0,
+    "complexity_low": 1.0,
     "complexity_high": 5.0,
     "backdrop_low": 0.3,
     "backdrop_high": 0.5,
@@ -170,6 +171,7 @@ class _Context:
     lightness: FloatImage
     skin_lightness: float
     chroma: FloatImage
+    skin_chroma: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +220,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "2"
+    version = "3"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -249,14 +251,17 @@ class InkTattooDetector:
         small = _shrink(image, int(self.options["work_side_px"]))
         side = max(small.shape[:2])
         kernel = _odd(self.options["stroke_kernel_frac"] * side)
-        skin = _skin_mask(small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"])
+        lab = np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), np.uint8)
+        skin = _skin_mask(
+            small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"], lab=lab
+        )
         if skin is None:
             return []
         # Not skin and at least as bright: paper, labels, rulers, sheets, walls. Kept out of
         # the skin reference, or the dark side of every limb against a white sheet is "ink".
-        lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
-        lightness: FloatImage = lab[..., 0]
-        backdrop = ~skin & (lightness >= np.median(lightness[skin]))
+        lightness: FloatImage = lab[..., 0].astype(np.float32)
+        skin_lightness = float(np.median(lightness[skin]))
+        backdrop = ~skin & (lightness >= skin_lightness)
         density, neutrality, absorbed = _ink_density(small, kernel, exclude=backdrop)
         inside = _inside_skin(skin, _odd(self.options["hull_kernel_frac"] * side))
         candidate = inside & (density >= self.options["min_ink_density"])
@@ -283,14 +288,16 @@ class InkTattooDetector:
             ink = ink | fill
             density = np.where(new, fill_density, density)
             absorbed = np.where(new[..., None], fill_absorbed, absorbed)
+        chroma: FloatImage = np.hypot(lab[..., 1].astype(np.float32) - 128.0, lab[..., 2].astype(np.float32) - 128.0)
         context = _Context(
             small=small,
             skin=skin,
             backdrop=backdrop,
             round_field=_round_field(lightness),
             lightness=lightness,
-            skin_lightness=float(np.median(lightness[skin])),
-            chroma=np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0),
+            skin_lightness=skin_lightness,
+            chroma=chroma,
+            skin_chroma=float(np.median(chroma[skin])),
         )
         # One thinning for both passes (it is the costliest step); each keeps its own centre lines.
         skeleton = _skeleton(ink | colour_ink)
@@ -392,7 +399,7 @@ class InkTattooDetector:
         # Dark and not skin: the background beyond a limb, the gap between fingers, a sleeve.
         shadow = ~context.skin & ~ink & ~backdrop & (context.lightness < 0.6 * context.skin_lightness)
         chroma = context.chroma
-        skin_chroma = float(np.median(chroma[context.skin]))
+        skin_chroma = context.skin_chroma
         vignette = context.round_field
         image_height, image_width = ink.shape
         groups = []
@@ -572,33 +579,40 @@ def _shrink(image: RGBImage, side: int) -> RGBImage:
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
 
 
-def _skin_mask(image: RGBImage, *, hue_deg: float, chroma_ratio: float) -> BoolMask | None:
+def _skin_mask(
+    image: RGBImage, *, hue_deg: float, chroma_ratio: float, lab: npt.NDArray[np.uint8] | None = None
+) -> BoolMask | None:
     """This image's skin by its own hue and chroma, or ``None`` when it shows too little skin.
 
     Skin is a pixel whose CIELAB hue lies within ``hue_deg`` of the seed
     pixels' median hue and whose chroma is between ``chroma_ratio`` and
     ``1 / chroma_ratio`` times theirs. The chroma floor is what keeps white
     sheets, grey floors and walls out: they are near-neutral, skin never is.
+    ``lab`` is the image in 8-bit OpenCV CIELAB when the caller already has it.
     """
     ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)
     luma, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
     seed = (cr >= _SEED_CR[0]) & (cr <= _SEED_CR[1]) & (cb >= _SEED_CB[0]) & (cb <= _SEED_CB[1]) & (luma >= _SEED_MIN_Y)
     if int(seed.sum()) < _MIN_SEED_PIXELS:
         return None
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
-    a_star, b_star = lab[..., 1] - 128.0, lab[..., 2] - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
+    planes = np.asarray(lab if lab is not None else cv2.cvtColor(image, cv2.COLOR_RGB2LAB), np.uint8)
+    a_star = planes[..., 1].astype(np.float32) - 128.0  # 8-bit OpenCV Lab: a*, b* offset by 128
+    b_star = planes[..., 2].astype(np.float32) - 128.0
     chroma = np.hypot(a_star, b_star)
-    hue = np.degrees(np.arctan2(b_star, a_star))
-    hue_centre = float(np.median(hue[seed]))  # skin hues span about -30..100 degrees: no wrap-around
+    # skin hues span about -30..100 degrees: no wrap-around
+    hue_centre = float(np.median(np.degrees(np.arctan2(b_star[seed], a_star[seed]))))
     chroma_centre = float(np.median(chroma[seed]))
     if chroma_centre < _MIN_SKIN_CHROMA:  # a grey or black-and-white picture: no skin colour to go on
         return None
-    hue_gap = np.abs((hue - hue_centre + 180.0) % 360.0 - 180.0)
+    # Within hue_deg of the centre hue <=> the cosine of the angle to the centre direction is at
+    # least cos(hue_deg): a dot product, no arctangent per pixel.
+    centre = np.radians(hue_centre)
+    along = a_star * np.float32(np.cos(centre)) + b_star * np.float32(np.sin(centre))
     mask: BoolMask = (
-        (hue_gap <= hue_deg)
+        (along >= np.float32(np.cos(np.radians(hue_deg))) * chroma)
         & (chroma >= chroma_ratio * chroma_centre)
         & (chroma <= chroma_centre / chroma_ratio)
-        & (lab[..., 0] >= _SEED_MIN_Y)
+        & (planes[..., 0] >= _SEED_MIN_Y)
     )
     return mask
 
@@ -686,20 +700,60 @@ def _ink_density(
     else:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel))
         closed = cv2.morphologyEx(source, cv2.MORPH_CLOSE, disc)  # on uint8: several times faster than float
-    pixels = image.astype(np.float32) + 4.0  # +4 keeps log() finite on black
-    reference = np.maximum(closed.astype(np.float32) + 4.0, pixels)
-    density = np.log(reference) - np.log(pixels)
-    mean_density: FloatImage = density.mean(axis=2)
+    pixels = image.astype(np.float32) + np.float32(4.0)  # +4 keeps log() finite on black
+    reference = np.maximum(closed, image).astype(np.float32) + np.float32(4.0)
+    transmitted = pixels / reference
+    density = -np.log(transmitted)
+    mean_density: FloatImage = np.asarray(cv2.transform(density, _CHANNEL_MEAN), np.float32)
     neutrality: FloatImage = (density[..., 0] + 0.02) / (density[..., 2] + 0.02)
-    absorbed: FloatImage = 1.0 - pixels / reference
+    absorbed: FloatImage = 1.0 - transmitted
     return mean_density, neutrality, absorbed
 
 
 def _skeleton(mask: BoolMask) -> BoolMask:
-    """One-pixel-wide centre lines (OpenCV's Zhang-Suen thinning)."""
-    thin = cv2.ximgproc.thinning(mask.astype(np.uint8) * 255)
-    result: BoolMask = thin > 0
+    """One-pixel-wide centre lines: Zhang-Suen thinning, pixel for pixel as OpenCV's ``ximgproc.thinning``.
+
+    OpenCV scans the whole image twice per iteration; this scans only the
+    pixels still on (a tenth of the image or less), each sub-iteration one
+    vectorised look-up of its eight neighbours. Same lines, several times
+    faster on the working copy. As in OpenCV, the image's outermost rows and
+    columns are never thinned.
+    """
+    height, width = mask.shape
+    padded = np.zeros((height + 2, width + 2), np.uint8)
+    padded[1:-1, 1:-1] = mask
+    flat = padded.ravel()
+    stride = width + 2
+    # Neighbours p2..p9 of Zhang and Suen (1984): north, then clockwise; bit k of a code is p(k+2).
+    offsets = (-stride, -stride + 1, 1, stride + 1, stride, stride - 1, -1, -stride - 1)
+    rows, columns = np.nonzero(mask[1:-1, 1:-1])
+    index = (rows + 2) * stride + (columns + 2)
+    changed = True
+    while changed:
+        changed = False
+        for table in _THINNING_TABLES:
+            code = np.zeros(index.size, np.uint8)
+            for bit, offset in enumerate(offsets):
+                code |= flat[index + offset] << bit
+            delete = table[code]
+            if delete.any():
+                flat[index[delete]] = 0
+                index = index[~delete]
+                changed = True
+    result: BoolMask = padded[1:-1, 1:-1] > 0
     return result
+
+
+def _thinning_tables() -> tuple[BoolMask, BoolMask]:
+    """Which 8-neighbour codes delete a pixel in Zhang-Suen's first and second sub-iteration."""
+    first, second = np.zeros(256, bool), np.zeros(256, bool)
+    for code in range(256):
+        p2, _, p4, _, p6, _, p8, _ = bits = [(code >> bit) & 1 for bit in range(8)]
+        crossings = sum(bits[k] == 0 and bits[(k + 1) % 8] == 1 for k in range(8))
+        deletable = crossings == 1 and 2 <= sum(bits) <= 6
+        first[code] = deletable and p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+        second[code] = deletable and p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+    return first, second
 
 
 def _prune(skeleton: BoolMask, length: int) -> BoolMask:
@@ -750,3 +804,5 @@ def _crossing_numbers() -> npt.NDArray[np.int32]:
 
 
 _CROSSING = _crossing_numbers()
+_THINNING_TABLES = _thinning_tables()
+_CHANNEL_MEAN = np.full((1, 3), 1.0 / 3.0, np.float32)

@@ -21,7 +21,7 @@ import pytest
 
 from deid.config import DetectorSettings, load_config
 from deid.detect import DETECTORS, build_detectors, detect_regions
-from deid.detect.tattoos import _OPTIONS, InkTattooDetector, _skin_mask
+from deid.detect.tattoos import _OPTIONS, InkTattooDetector, _skeleton, _skin_mask
 from deid.errors import ConfigError, InputError
 from deid.evaluate import devdata_split
 from deid.io import load_image
@@ -346,6 +346,8 @@ def found_regions(detector: InkTattooDetector, image: RGBImage) -> list[Region]:
         pytest.param("ham10000_ISIC_0027287.jpg", id="dermoscopic-naevus"),
         pytest.param("ham10000_ISIC_0024793.jpg", id="dermoscopic-naevus-black-dots-bubbles"),
         pytest.param("dermnet_naevus-single-colour-08.jpg", id="large-dark-congenital-naevus"),
+        pytest.param("dermnet_vitiligo-34.jpg", id="vitiligo-hyperpigmented-edges-dark-skin"),
+        pytest.param("dermnet_blue-naevus-0005.jpg", id="blue-naevus"),
     ],
 )
 def test_devdata_mole_raises_no_tattoo(devdata: Path, detector: InkTattooDetector, name: str) -> None:
@@ -366,6 +368,7 @@ def test_devdata_mole_raises_no_tattoo(devdata: Path, detector: InkTattooDetecto
         pytest.param("tattseg_mikerubendall120.jpg", id="large-body-suit"),
         pytest.param("tdyolo_80048942_589713224929507_2326654421343668984_n.jpg", id="dark-skin-snake"),
         pytest.param("bivtatt_14_1.jpg", id="dark-skin-bear"),
+        pytest.param("bivtatt_54_1.jpg", id="faded-line-work-dagger"),
     ],
 )
 def test_devdata_tattoo_category_is_found_on_its_box(devdata: Path, detector: InkTattooDetector, name: str) -> None:
@@ -380,8 +383,8 @@ def test_devdata_tattoo_category_is_found_on_its_box(devdata: Path, detector: In
 def test_devdata_figures_per_split(devdata: Path) -> None:
     """Image-level recall and false alarms on devdata, per split, through the pipeline's detection path.
 
-    Golden figures (2026-12, tattoos.ink@2; ``benchmarks/tattoos.py``): tune
-    recall 39/42, hard negatives 1/17, plain skin 1/41; check recall 39/43,
+    Golden figures (2026-12, tattoos.ink@3; ``benchmarks/tattoos.py``): tune
+    recall 40/42, hard negatives 1/17, plain skin 1/41; check recall 39/43,
     hard negatives 0/15, plain skin 2/35 (one skin file, a PNG named .jpg, is
     refused by deid.io today and left out here). Issue 17 asks recall >= 0.95 and
     hard-negative false alarms <= 0.10; these floors sit just under today's figures.
@@ -405,3 +408,13 @@ def test_devdata_figures_per_split(devdata: Path) -> None:
         assert recall >= 0.88, (split, recall)
         assert np.mean(flagged[split, "hard"]) <= 0.1, split
         assert sum(flagged[split, "skin"]) <= 3, split
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_skeleton_is_opencv_thinning_pixel_for_pixel(seed: int) -> None:
+    """The vectorised Zhang-Suen thinning draws exactly the lines OpenCV's ``ximgproc.thinning`` draws."""
+    rng = np.random.default_rng(seed)
+    blobs = cv2.GaussianBlur(rng.random((120, 160)).astype(np.float32), (0, 0), 1.5 + seed)
+    mask = blobs > np.median(blobs)
+    expected = cv2.ximgproc.thinning(mask.astype(np.uint8) * 255) > 0
+    assert np.array_equal(_skeleton(mask), expected)
