@@ -24,11 +24,15 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import pillow_heif
+from isal import isal_zlib  # zlib-compatible inflate, about twice as fast (Intel ISA-L)
+from isal.igzip_lib import IsalError
 from PIL import Image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, cast("type[BaseException]", IsalError))
 
 # Release files are freshly encoded RGB: these are the only units they need.
 PNG_ALLOWED = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
@@ -408,21 +412,22 @@ def _check_png_stream(data: bytes, header: Part, idat: list[Part], problems: lis
     if expected is None:
         problems.append("IHDR holds invalid dimensions, bit depth, colour type or interlace method")
         return
-    inflater = zlib.decompressobj()
+    inflater = isal_zlib.decompressobj()
     produced = 0
     try:
         for part in idat:
-            pending = data[part.offset + 8 : part.offset + part.size - 4]
-            while pending:
-                produced += len(inflater.decompress(pending, 1 << 20))
-                pending = inflater.unconsumed_tail
-                if produced > expected:
-                    break
+            pending = memoryview(data)[part.offset + 8 : part.offset + part.size - 4]
+            # At most one byte more than IHDR allows is ever inflated (a bomb stops there), and in one
+            # call per chunk: a small output limit would copy the unconsumed input again at every step.
+            produced += len(inflater.decompress(pending, expected - produced + 1))
+            if produced > expected:
+                problems.append(f"image data inflates to more than the {expected} bytes IHDR needs")
+                return
             if inflater.eof and (inflater.unused_data or part is not idat[-1]):
                 problems.append("bytes follow the end of the compressed image data")
                 return
         produced += len(inflater.flush())
-    except zlib.error as error:
+    except _INFLATE_ERRORS as error:
         problems.append(f"compressed image data is corrupt ({error})")
         return
     if not inflater.eof:

@@ -109,6 +109,33 @@ def test_png_idat_that_inflates_to_the_wrong_size_fails() -> None:
     assert any("inflates to" in problem for problem in report.problems)
 
 
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (b"\x78\x9c\xff\xff\xff\xff garbage", "corrupt"),  # not deflate: reported, never raised
+        (zlib.compress(b"\x00" * 10_000_000), "more than"),  # a bomb: inflating stops one byte past IHDR's size
+        (zlib.compress(b"\x00" * 10) + b"after", "bytes follow"),  # bytes after the stream (aCropalypse)
+    ],
+)
+def test_png_idat_problems_are_named(payload: bytes, problem: str) -> None:
+    data = png_plain()
+    start = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[start : start + 4], "big")
+    report = verify_clean(data[:start] + png_chunk(b"IDAT", payload) + data[start + 12 + length :])
+    assert not report.ok and any(problem in line for line in report.problems), report.problems
+
+
+def test_png_image_data_split_over_many_idat_chunks_verifies() -> None:
+    """Encoders split the zlib stream over chunks; inflating chunk by chunk must accept that."""
+    data = png_plain()
+    start = data.index(b"IDAT") - 4
+    length = int.from_bytes(data[start : start + 4], "big")
+    stream = data[start + 8 : start + 8 + length]
+    pieces = b"".join(png_chunk(b"IDAT", stream[i : i + 97]) for i in range(0, len(stream), 97))
+    report = verify_clean(data[:start] + pieces + data[start + 12 + length :])
+    assert report.ok, report.problems
+
+
 def test_walkers_list_segments_and_chunks_in_order(clean_png: bytes, clean_jpeg: bytes) -> None:
     chunks = [part.name for part in walk_png(clean_png).parts]
     assert chunks[0] == "IHDR" and chunks[-1] == "IEND" and "IDAT" in chunks

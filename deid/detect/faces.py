@@ -424,9 +424,12 @@ class FaceEnsembleDetector:
     ----------
     settings
         Options: switches ``mediapipe``, ``centerface`` and ``landmarks``
-        (members, each with its own defaults), ``merge_iou``, and
-        ``confident_score``: a pose head is dropped when a face region at
-        least this confident already covers it. Calibration tables (member
+        (members, each with its own defaults), ``merge_iou``,
+        ``confident_score`` (a pose head is dropped when a face region at
+        least this confident already covers it), and CenterFace's input
+        sizes ``centerface_max_side_px`` (upright) and
+        ``centerface_rotated_max_side_px`` (turned passes), chosen from the
+        recall table of ``benchmarks/input_sizes.py``. Calibration tables (member
         score to probability): ``agreed`` (both mediapipe and CenterFace
         saw the face; the higher score), ``centerface_only`` and
         ``mediapipe_only``.
@@ -447,6 +450,8 @@ class FaceEnsembleDetector:
         "landmarks": True,
         "merge_iou": 0.3,
         "confident_score": 0.5,
+        "centerface_max_side_px": 960,
+        "centerface_rotated_max_side_px": 480,
     }
     # Mirrors deid/data/default.toml (where the provenance is), for detectors built without a config.
     calibration_defaults: ClassVar[dict[str, CalibrationPoints]] = {
@@ -462,7 +467,11 @@ class FaceEnsembleDetector:
         if self.options["mediapipe"]:
             self.members.append(MediapipeFaceDetector())
         if self.options["centerface"]:
-            self.members.append(CenterFaceDetector())
+            sizes = {
+                "max_side_px": self.options["centerface_max_side_px"],
+                "rotated_max_side_px": self.options["centerface_rotated_max_side_px"],
+            }
+            self.members.append(CenterFaceDetector(DetectorSettings(options=sizes)))
         self.heads = MediapipeHeadDetector() if self.options["landmarks"] else None
         if not self.members and self.heads is None:
             raise ConfigError(f"detector {self.name} has every member switched off", hint="enable at least one member")
