@@ -161,7 +161,7 @@ def make_detection_copy(image: RGBImage, *, max_side_px: int) -> tuple[RGBImage,
         # Halve first (OpenCV's vectorised 2x2 box average), then area-resample the rest: a 12 MP
         # photo shrinks in about 60% of the time, on average within half a grey level of one resize.
         half = (max(1, source.shape[1] // 2), max(1, source.shape[0] // 2))
-        source = cv2.resize(source, half, interpolation=cv2.INTER_AREA)
+        source = np.asarray(cv2.resize(source, half, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     copy = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(copy), long_side / max(size)
 
