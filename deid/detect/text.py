@@ -212,9 +212,12 @@ class RapidOcrTextDetector:
         if height <= _MIN_DET_HEIGHT or width / height > _MAX_DET_ASPECT:
             pad = max(0, (max(int(width / _MAX_DET_ASPECT), _MIN_DET_HEIGHT) * 2 - height) // 2)
             bgr = cv2.copyMakeBorder(bgr, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        blob = self._det_pre(bgr)
-        if blob is None:
+        resized = self._det_pre.resize(bgr)
+        if resized is None:
             return np.zeros((0, 4, 2)), []
+        # rapidocr's own normalisation computes in float64 (its mean and std are float64 arrays): 3x slower.
+        mean, std = self._det_pre.mean.astype(np.float32), self._det_pre.std.astype(np.float32)
+        blob = ((resized.astype(np.float32) * np.float32(1 / 255) - mean) / std).transpose(2, 0, 1)[None]
         (probability,) = self._det_network.run(None, {self._det_network.input_names[0]: blob})
         quads, scores = self._det_post(probability, (bgr.shape[0], bgr.shape[1]))
         quads = np.asarray(quads, dtype=float).reshape(-1, 4, 2)
