@@ -369,7 +369,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "4"
+    version = "3"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
