@@ -17,11 +17,13 @@ not), images per second and peak memory.
 Usage::
 
     .venv/bin/python benchmarks/tattoos.py [--devdata ../shared/devdata] [--repeats 5] [--json]
+        [--scorer config|rules|learned]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -50,17 +52,29 @@ def main() -> None:
     parser.add_argument("--devdata", type=Path, default=DEVDATA, help="default: $DEID_DEVDATA or ../shared/devdata")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs on the 12-MP image")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument(
+        "--scorer",
+        choices=("config", "rules", "learned"),
+        default="config",
+        help="group score: as configured, the ramp product, or deid/data/tattoo_model.json",
+    )
+    parser.add_argument("--split", choices=("both", "tune", "check"), default="both", help="devdata half to read")
     args = parser.parse_args()
+    splits_read = ("tune", "check") if args.split == "both" else (args.split,)
 
     config = load_config()
-    detector: Detector = DETECTORS[NAME](config.detection.detectors[NAME])
+    settings = config.detection.detectors[NAME]
+    if args.scorer != "config":
+        options = {**settings.options, "learned_score": args.scorer == "learned"}
+        settings = dataclasses.replace(settings, options=options)
+    detector: Detector = DETECTORS[NAME](settings)
     max_side_px = config.detection.max_side_px
     review = config.policy.rule_for(RegionKind.TATTOO).review_score
 
     flagged: dict[tuple[str, str], list[tuple[LabelledPhoto, bool]]] = {}
     refused: list[str] = []
     seconds_devdata = []
-    for photo in labelled_photos(args.devdata):
+    for photo in [photo for photo in labelled_photos(args.devdata) if photo.split in splits_read]:
         pixels = load_photo(args.devdata, photo)
         if pixels is None:
             refused.append(photo.name)  # a refused photo is held by the pipeline: counted as flagged
@@ -73,7 +87,7 @@ def main() -> None:
         flagged.setdefault((photo.split, photo.group), []).append((photo, found))
 
     splits = {}
-    for split in ("tune", "check"):
+    for split in splits_read:
         figures = {}
         for group in GROUPS:
             rows = flagged.get((split, group), [])

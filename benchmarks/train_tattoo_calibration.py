@@ -120,11 +120,11 @@ def group_evidence(
         copy, copy_scale = make_detection_copy(pixels, max_side_px=max_side_px)
         work_scale = max(copy.shape[:2]) / work_side if max(copy.shape[:2]) > work_side else 1.0
         groups = detector.analyse(copy)
-        if not groups or groups[0].score <= 0.0:
+        if not groups or groups[0].evidence <= 0.0:
             continue
         best = groups[0]  # analyse() returns groups best first
         share = inside_labels(best.box.scale(work_scale * copy_scale), photo.boxes) if photo.has_tattoo else 0.0
-        samples[photo.split].append((best.score, int(share >= 0.5)))
+        samples[photo.split].append((best.evidence, int(share >= 0.5)))
     return samples, refused
 
 
@@ -155,7 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config()
     shipped = dict(config.detection.detectors[NAME].options)
-    identity = {**shipped, "calibration_slope": 1.0, "calibration_offset": 0.0}
+    identity = {**shipped, "calibration_slope": 1.0, "calibration_offset": 0.0, "learned_score": False}
     detector = InkTattooDetector(DetectorSettings(options=identity))
     samples, refused = group_evidence(
         args.devdata, labelled_photos(args.devdata), detector, config.detection.max_side_px

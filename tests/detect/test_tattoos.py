@@ -9,9 +9,11 @@ passes red and blue). Every case knows where it drew, so each asserts both
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -21,7 +23,17 @@ import pytest
 
 from deid.config import DetectorSettings, load_config
 from deid.detect import DETECTORS, build_detectors, detect_regions
-from deid.detect.tattoos import _OPTIONS, InkTattooDetector, _skeleton, _skin_mask
+from deid.detect.tattoos import (
+    _OPTIONS,
+    FEATURE_NAMES,
+    MODEL_FILE,
+    MODEL_SCHEMA,
+    InkFeatures,
+    InkModel,
+    InkTattooDetector,
+    _skeleton,
+    _skin_mask,
+)
 from deid.errors import ConfigError, InputError
 from deid.evaluate import devdata_split
 from deid.io import load_image
@@ -418,3 +430,102 @@ def test_skeleton_is_opencv_thinning_pixel_for_pixel(seed: int) -> None:
     mask = blobs > np.median(blobs)
     expected = cv2.ximgproc.thinning(mask.astype(np.uint8) * 255) > 0
     assert np.array_equal(_skeleton(mask), expected)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def learned() -> InkTattooDetector:
+    return InkTattooDetector(DetectorSettings(options={"learned_score": True}))
+
+
+def test_shipped_model_loads_and_names_the_detector_features() -> None:
+    """deid/data/tattoo_model.json: its schema, small, every term a feature the detector measures."""
+    text = resources.files("deid.data").joinpath(MODEL_FILE).read_text("utf-8")
+    document = json.loads(text)
+    assert len(text.encode("utf-8")) < 100_000
+    assert document["schema"] == MODEL_SCHEMA
+    model = InkModel.shipped()
+    assert set(model.features) <= set(FEATURE_NAMES)
+    assert list(model.features) == document["provenance"]["features"]
+    assert document["provenance"]["split"] == "tune"
+    assert tuple(field.name for field in dataclasses.fields(InkFeatures)) == FEATURE_NAMES
+
+
+def test_bad_model_document_is_refused() -> None:
+    document = json.loads(resources.files("deid.data").joinpath(MODEL_FILE).read_text("utf-8"))
+    with pytest.raises(ConfigError):
+        InkModel.from_json({**document, "schema": "other/1"})
+    with pytest.raises(ConfigError):
+        InkModel.from_json({**document, "terms": [{**document["terms"][0], "feature": "no_such_cue"}]})
+
+
+@pytest.mark.parametrize("cue", ["stroke_length", "neutrality", "strokes"])
+def test_learned_probability_rises_with_the_main_ink_cues(cue: str) -> None:
+    """More stroke length, a more neutral (ink-like) colour, more strokes: never a lower probability."""
+    model = InkModel.shipped()
+    typical = InkFeatures(**{name: 0.0 for name in FEATURE_NAMES})
+    typical = dataclasses.replace(
+        typical,
+        stroke_length=0.3,
+        strokes=4,
+        junctions=3,
+        neutrality=1.05,
+        greenness=1.0,
+        density=0.4,
+        edge=0.5,
+        skin_around=0.8,
+        area=0.02,
+        coverage=0.2,
+        skin_share=0.5,
+    )
+    values = {"stroke_length": np.geomspace(0.03, 3.0, 25), "neutrality": np.linspace(0.7, 1.5, 25)}
+    values["strokes"] = np.arange(1, 26, dtype=float)
+    rows = np.stack([dataclasses.replace(typical, **{cue: float(value)}).vector() for value in values[cue]])
+    probability = model.probability(rows)
+    assert np.all(np.diff(probability) >= 0.0)
+    assert probability[-1] > probability[0]
+
+
+def test_learned_score_scores_groups_by_the_model_and_keeps_the_physical_vetoes(learned: InkTattooDetector) -> None:
+    """With the learned score on, a group's score is the model's probability of its cues; no skin, no tattoo.
+
+    Not asserted: that it finds the generated lettering. It does not (0.05): the model
+    leans on the share of skin in the frame, which on devdata tells the tattoo sets'
+    limbs from the dermatology close-ups, and a frame full of skin reads as a close-up.
+    Nor that it stays quiet on the blotchy grey noise: it flags it (neutrality 1.8 reads
+    as ink). Those are reasons the rule product stays the default.
+    """
+    image, _ = lettering_tattoo()
+    groups = learned.analyse(image)
+    assert groups
+    rows = np.stack([group.features.vector() for group in groups if group.features is not None])
+    np.testing.assert_allclose([group.score for group in groups], InkModel.shipped().probability(rows))
+    assert learned.version == "3+model"
+    assert learned.detect(np.full((300, 400, 3), 128, np.uint8)) == []
+    grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    assert learned.detect(grey) == []
+
+
+def test_groups_carry_their_raw_cues(detector: InkTattooDetector) -> None:
+    image, _ = lettering_tattoo()
+    groups = detector.analyse(image)
+    assert groups and all(group.features is not None for group in groups)
+    best = groups[0].features
+    assert best is not None
+    assert best.vector().shape == (len(FEATURE_NAMES),)
+    assert best.stroke_length == groups[0].stroke_length and best.colour == 0.0
+    assert 0.0 < best.skin_share <= 1.0 and 0.0 < best.coverage <= 1.0
+
+
+@pytest.mark.devdata
+def test_shipped_model_is_what_the_training_script_builds(devdata: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/train_tattoo_model.py on the tune split rebuilds the shipped file exactly (but the date)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import train_tattoo_model  # a benchmark script: importable only with its folder on the path
+
+    document, _ = train_tattoo_model.build_model(devdata, hard_rate=0.10, skin_rate=0.05)
+    shipped = json.loads(resources.files("deid.data").joinpath(MODEL_FILE).read_text("utf-8"))
+    rebuilt = json.loads(json.dumps(document))
+    assert train_tattoo_model.without_date(rebuilt) == train_tattoo_model.without_date(shipped)
