@@ -72,16 +72,48 @@ def _content(workspace: Path) -> tuple[Counter[str], Counter[str], list[tuple[tu
     return digests(workspace / "staged" / "images"), digests(workspace / "held"), sorted(rows)
 
 
-@pytest.mark.slow
-def test_kill_9_then_rerun_gives_the_uninterrupted_output(tmp_path: Path) -> None:
-    after_results = 3  # mid-batch: some images recorded, others being encoded or not started
+def _on_disk(workspace: Path) -> int:
+    """Candidates written to staged/images or held (complete files only)."""
+    return sum(1 for folder in (workspace / "staged" / "images", workspace / "held") for _ in folder.glob("*.png"))
+
+
+def _mid_batch(workspace: Path, images: int) -> bool:
+    return _recorded(workspace) >= 3  # some images recorded, others being detected or encoded
+
+
+def _written_not_recorded(workspace: Path, images: int) -> bool:
+    # A worker has written a candidate the ledger does not know yet: the run dies between the two.
+    recorded = _recorded(workspace)
+    return 0 < recorded < images and _on_disk(workspace) > recorded
+
+
+def _finishing(workspace: Path, images: int) -> bool:
+    # Every image recorded, no case table yet: the run is in finish_batch (duplicates, k-anonymity, cases.csv).
+    return _recorded(workspace) >= images and not (workspace / "staged" / "cases.csv").exists()
+
+
+MOMENTS = {"mid_batch": _mid_batch, "written_not_recorded": _written_not_recorded, "finishing": _finishing}
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """The batch and one uninterrupted run of it, shared by every kill moment."""
+    tmp_path = tmp_path_factory.mktemp("clean")
     batch = _batch(tmp_path)
     clean = tmp_path / "clean"
     done = subprocess.run(
         _command(batch, clean), env=_env(tmp_path, "clean"), capture_output=True, text=True, timeout=600, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return batch, clean, _recorded(clean)
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_kill_9_then_rerun_gives_the_uninterrupted_output(
+    moment: str, clean_run: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    batch, clean, images = clean_run
     crashed = tmp_path / "crashed"
     process = subprocess.Popen(
         _command(batch, crashed),
@@ -90,13 +122,13 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_output(tmp_path: Path) -> Non
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    reached = MOMENTS[moment]
     deadline = time.monotonic() + 300
-    while _recorded(crashed) < after_results and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be killed; the batch is too small"
+    while not reached(crashed, images) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, f"the run ended before the moment {moment!r} was seen"
     os.killpg(process.pid, signal.SIGKILL)  # the run and its temporary Prefect server, without warning
     process.wait(timeout=30)
-    assert _recorded(crashed) < 9, "killed mid-batch"
 
     rerun = subprocess.run(
         _command(batch, crashed), env=_env(tmp_path, "rerun"), capture_output=True, text=True, timeout=600, check=False
