@@ -52,7 +52,8 @@ The score axis of the table's kind is cut at the policy's ``review_score`` and
 2. **Where the bound holds.** By monotonicity (a stronger detection is never
    less likely) a bin's answers bound the probability at the raw value of its
    lowest answer and below: the bound is placed there and lowers only points
-   at or below it; above it the table rises linearly to its next point.
+   at or below it; above it the table rises linearly to its next point (the
+   interpolation every table uses between its measured points).
 3. **Redacted stays redacted.** No point whose current probability is at or
    above ``min_score`` is lowered: feedback never turns a redaction into a
    hold or a release.
@@ -646,8 +647,9 @@ def _round_up(probability: float) -> float:
 def _tidied(points: Sequence[tuple[float, float]]) -> Points:
     """Float noise off every point (0.7374999999999999 -> 0.7375), only ever in the safe direction.
 
-    Raws are rounded down and probabilities up at 1e-9: moving a point of a
-    non-decreasing table left, or up, never lowers it anywhere.
+    Raws are rounded down and probabilities up at 1e-9 (after dropping
+    noise below 1e-12): moving a point of a non-decreasing table left, or up,
+    never lowers it anywhere by more than that noise.
     """
     tidy: dict[float, float] = {}
     for x, p in points:
@@ -719,14 +721,6 @@ def propose_table(
         raise ValueError("a calibration table has at least two points")
     edges = score_edges(rule, bins=bins)
     count = len(edges) - 1
-    reviewed, confirmed = [0] * count, [0] * count
-    lowest: dict[int, float] = {}  # the lowest answered score per bin
-    for score, is_confirmed in answers:
-        clamped = min(max(float(score), table[0][1]), table[-1][1])
-        index = _bin_of(edges, clamped)
-        reviewed[index] += 1
-        confirmed[index] += bool(is_confirmed)
-        lowest[index] = min(lowest.get(index, clamped), clamped)
     last_raw = table[-1][0]
     lows = [invert_table(table, edge) for edge in edges[:-1]]
     # Bins the table reaches with some width; on the flat stretch before the first point several
@@ -740,14 +734,26 @@ def propose_table(
         if following is None or following > raw:
             raw_low[index], raw_high[index] = raw, last_raw if following is None else following
     live = sorted(raw_low)
+    starts = [raw_low[i] for i in live]
+    # Answers are placed by raw value (the generalised inverse of their score, which errs low), so
+    # each lands in a bin the table reaches, however close a score lies to a bin edge.
+    reviewed, confirmed = [0] * count, [0] * count
+    lowest: dict[int, float] = {}  # the lowest answered raw value per bin
+    for score, is_confirmed in answers:
+        raw = invert_table(table, min(max(float(score), table[0][1]), table[-1][1]))
+        assert raw is not None  # the score is clamped into the table's range
+        index = live[max(bisect.bisect_right(starts, raw) - 1, 0)]
+        reviewed[index] += 1
+        confirmed[index] += bool(is_confirmed)
+        lowest[index] = min(lowest.get(index, raw), raw)
     data = [i for i in live if reviewed[i] >= min_count]
     bounds = {i: wilson_upper(confirmed[i], reviewed[i]) for i in data}
     shares = isotonic_fit([confirmed[i] / reviewed[i] for i in data], [reviewed[i] for i in data])
     fitted = dict(zip(data, shares, strict=True))
     target = {i: max(bounds[i], fitted[i]) for i in data}
     # Where a bin's bound holds: at its lowest answer's raw value and below (every answer lies at
-    # or above it, and a weaker detection is never more likely). The generalised inverse errs low.
-    bound_at = {i: max(raw_low[i], invert_table(table, lowest[i]) or raw_low[i]) for i in data}
+    # or above it, and a weaker detection is never more likely).
+    bound_at = {i: lowest[i] for i in data}
     zones = {i: _zone(edges[i], edges[i + 1], rule) for i in live}
 
     facts = _BinFacts(edges, live, raw_low, raw_high, zones, reviewed, confirmed, bounds, bound_at, min_count)
@@ -760,17 +766,19 @@ def propose_table(
         knots[raw_low[index]] = index
     for index, x in bound_at.items():
         knots.setdefault(x, index)
-    for x, p in table:
-        knots.setdefault(x, _bin_of(edges, p))
+    for x, _ in table:
+        knots.setdefault(x, live[max(bisect.bisect_right(starts, x) - 1, 0)])
     ordered = sorted(knots)
     values: list[float] = []
     for x in ordered:
         index = knots[x]
         current = evaluate_table(table, x)
-        zone = zones.get(index, _zone(edges[index], edges[index + 1], rule))
-        floor = current if zone == "redacted" else 0.0  # rule 3: redacted stays redacted
+        zone = zones[index]
+        # Rule 3, by bin and by point (a redacted zone may be a single point, min_score 1.0), with float slack.
+        redacted = zone == "redacted" or current >= rule.min_score - _TOLERANCE
+        floor = current if redacted else 0.0
         if zone == "band" and confirmed[index] > 0:
-            floor = rule.review_score  # rule 4: a confirmed finding keeps its bin held
+            floor = max(floor, rule.review_score)  # rule 4: a confirmed finding keeps its bin held
         if index in target and x == bound_at[index]:
             value = max(floor, target[index])  # rule 1 (and raising)
         else:
