@@ -16,7 +16,7 @@ What a reviewer's answer is (:func:`reviewer_answers`)
 For every model region of a decided image item (``model_regions``, what the
 machine proposed) the answer is ``confirmed`` when a box the reviewer kept
 (not dismissed, any kind, moved or not) overlaps it (IoU at least ``min_iou``
-or covering at least ``min_cover`` of it), or when the image was excluded as
+or covering at least ``min_cover_frac`` of it), or when the image was excluded as
 ``identifying`` and the box was not dismissed. Otherwise it is
 ``nothing_there``: dismissed ("not a face"), deleted, or the item approved
 with the box removed. Doubt counts as confirmed.
@@ -67,9 +67,11 @@ Bins with enough answers whose bound is above the current table are raised to
 it (more holds or redactions, never fewer; above ``min_score`` raising changes
 no decision, but keeps rule 1 true everywhere). Each bin's bound is a 95%
 statement on its own; with many bins one of them may be wrong by chance,
-which is why rules 3 and 4 do not rest on the bounds. ``tattoos.ink`` (a Platt slope and
-offset) and fixed option scores (pose heads, print-shaped text, people) have
-no table: they are reported, not proposed.
+which is why rules 3 and 4 do not rest on the bounds.
+
+``tattoos.ink`` (a Platt slope and offset) and fixed option scores (pose
+heads, print-shaped text, people) have no table: they are reported, not
+proposed.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ WILSON_Z = 1.959963984540054
 DEFAULT_MIN_COUNT = 20
 DEFAULT_BINS = 4
 DEFAULT_MIN_IOU = 0.3
-DEFAULT_MIN_COVER = 0.5
+DEFAULT_MIN_COVER_FRAC = 0.5
 IDENTIFYING_EXCLUSION = "identifying"
 """The exclusion reason that says the image shows someone: its boxes count as confirmed unless dismissed."""
 
@@ -116,6 +118,14 @@ class Answer(enum.StrEnum):
 
     CONFIRMED = "confirmed"
     NOTHING_THERE = "nothing_there"
+
+
+class Zone(enum.StrEnum):
+    """Where a score bin lies against its kind's policy rule."""
+
+    BELOW = "below"  # under review_score: ignored by the policy
+    BAND = "band"  # the review band: held for a person
+    REDACTED = "redacted"  # at or above min_score: the rule's action (redact, crop, hold, exclude)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +145,11 @@ class TableMarker:
 
 
 TABLE_MARKERS: tuple[TableMarker, ...] = (
-    # deid/detect/faces.py FaceEnsemble._calibrated: "...; seen by <members> (<raw>)"
+    # deid/detect/faces.py FaceEnsembleDetector._calibrated: "...; seen by <members> (<raw>)"
     TableMarker("faces.ensemble", "agreed", "; seen by mediapipe and CenterFace ("),
     TableMarker("faces.ensemble", "centerface_only", "; seen by CenterFace only ("),
     TableMarker("faces.ensemble", "mediapipe_only", "; seen by mediapipe only ("),
-    # deid/detect/body.py NudeNetBodyDetector.detect: "NudeNet <label> <raw>, <where> (context <c>)"
+    # deid/detect/body.py NudenetBodyDetector.detect: "NudeNet <label> <raw>, <where> (context <c>)"
     TableMarker("body.nudenet", "in_context", ", on a body (context "),
     TableMarker("body.nudenet", "standalone", ", no body around it (context "),
     # deid/detect/text.py RapidOcrTextDetector.detect: legible text only; unreadable text has fixed scores
@@ -191,7 +201,7 @@ def evaluate_table(points: Sequence[tuple[float, float]], raw: float) -> float:
 
 
 def reviewer_answers(
-    item: ReviewItem, *, min_iou: float = DEFAULT_MIN_IOU, min_cover: float = DEFAULT_MIN_COVER
+    item: ReviewItem, *, min_iou: float = DEFAULT_MIN_IOU, min_cover_frac: float = DEFAULT_MIN_COVER_FRAC
 ) -> tuple[tuple[ReviewRegion, Answer], ...]:
     """Each model region of a decided image item with the reviewer's answer (see the module docstring).
 
@@ -209,7 +219,7 @@ def reviewer_answers(
     answers: list[tuple[ReviewRegion, Answer]] = []
     for model in item.model_regions:
         box = model.region.box
-        overlapped = any(k.iou(box) >= min_iou or k.coverage_of(box) >= min_cover for k in kept)
+        overlapped = any(k.iou(box) >= min_iou or k.coverage_of(box) >= min_cover_frac for k in kept)
         was_dismissed = (model.region.kind, box, model.region.source) in dismissed
         confirmed = overlapped or (identifying and not was_dismissed)
         answers.append((model, Answer.CONFIRMED if confirmed else Answer.NOTHING_THERE))
@@ -249,7 +259,7 @@ def item_outcomes(
     tables: Mapping[str, Mapping[str, Points]],
     *,
     min_iou: float = DEFAULT_MIN_IOU,
-    min_cover: float = DEFAULT_MIN_COVER,
+    min_cover_frac: float = DEFAULT_MIN_COVER_FRAC,
 ) -> tuple[RegionOutcome, ...]:
     """The outcomes of one decided image item.
 
@@ -263,7 +273,7 @@ def item_outcomes(
         Calibration tables by detector, then table name (the configuration's).
     """
     outcomes: list[RegionOutcome] = []
-    for model, answer in reviewer_answers(item, min_iou=min_iou, min_cover=min_cover):
+    for model, answer in reviewer_answers(item, min_iou=min_iou, min_cover_frac=min_cover_frac):
         shown = model.region
         found = next(
             (r for r in detected if r.kind is shown.kind and r.box == shown.box and r.source == shown.source), shown
@@ -303,9 +313,9 @@ def read_outcomes(
     config: Config,
     *,
     min_iou: float = DEFAULT_MIN_IOU,
-    min_cover: float = DEFAULT_MIN_COVER,
+    min_cover_frac: float = DEFAULT_MIN_COVER_FRAC,
 ) -> tuple[RegionOutcome, ...]:
-    """Every reviewed model region of every decided image item, in queue order.
+    """Every reviewed model region of every decided image item: approved items, then excluded, in queue order.
 
     Raises
     ------
@@ -321,7 +331,7 @@ def read_outcomes(
             page = store.list_items(QueueFilter(state=state, route=Route.IMAGE), after=after, limit=500)
             for item in page.items:
                 detected = ledger.image_details(item.subject).regions if item.subject in known else ()
-                outcomes.extend(item_outcomes(item, detected, tables, min_iou=min_iou, min_cover=min_cover))
+                outcomes.extend(item_outcomes(item, detected, tables, min_iou=min_iou, min_cover_frac=min_cover_frac))
             if page.next_after is None:
                 break
             after = page.next_after
@@ -433,7 +443,7 @@ class FeedbackReport:
     def to_json(self) -> dict[str, object]:
         """JSON form (ids, detector names and counts only)."""
         return {
-            "decided_items": self.items,
+            "decided_items_with_regions": self.items,
             "reviewed_regions": self.regions,
             "by_kind": [group.to_json() for group in self.by_kind],
             "by_detector": [group.to_json() for group in self.by_detector],
@@ -441,7 +451,7 @@ class FeedbackReport:
 
     def lines(self) -> list[str]:
         """The report as text lines (no contributor data: names, counts and scores only)."""
-        out = [f"review feedback: {self.items} decided image item(s), {self.regions} reviewed model region(s)"]
+        out = [f"review feedback: {self.regions} reviewed model region(s) on {self.items} decided image item(s)"]
         for title, groups in (("by kind", self.by_kind), ("by detector", self.by_detector)):
             out.append(f"{title}:")
             if not groups:
@@ -450,7 +460,7 @@ class FeedbackReport:
                 out.append(f"  {group.headline()}")
                 for band in group.bands:
                     out.append(
-                        f"    score {band.low:.2f}-{band.high:.2f}: {band.reviewed:>4} reviewed, "
+                        f"    score {band.low:.3f}-{band.high:.3f}: {band.reviewed:>4} reviewed, "
                         f"{band.confirmed:>4} real ({band.confirmed_share:.2f})"
                     )
         return out
@@ -564,7 +574,7 @@ class BinEvidence:
     high: float
     raw_low: float
     raw_high: float
-    zone: str  # "below" the review band, in the review "band", or "redacted" (at or above min_score)
+    zone: Zone
     reviewed: int
     confirmed: int
     wilson_upper: float | None
@@ -580,7 +590,7 @@ class BinEvidence:
             "high": round(self.high, 4),
             "raw_low": self.raw_low,
             "raw_high": self.raw_high,
-            "zone": self.zone,
+            "zone": str(self.zone),
             "reviewed": self.reviewed,
             "confirmed": self.confirmed,
             "wilson_upper": None if self.wilson_upper is None else round(self.wilson_upper, 4),
@@ -671,12 +681,12 @@ def _simplified(points: Sequence[tuple[float, float]]) -> Points:
     return tuple(kept)
 
 
-def _zone(low: float, high: float, rule: KindRule) -> str:
+def _zone(low: float, high: float, rule: KindRule) -> Zone:
     if low >= rule.min_score:
-        return "redacted"
+        return Zone.REDACTED
     if high <= rule.review_score:
-        return "below"
-    return "band"
+        return Zone.BELOW
+    return Zone.BAND
 
 
 def propose_table(
@@ -775,9 +785,9 @@ def propose_table(
         current = evaluate_table(table, x)
         zone = zones[index]
         # Rule 3, by bin and by point (a redacted zone may be a single point, min_score 1.0), with float slack.
-        redacted = zone == "redacted" or current >= rule.min_score - _TOLERANCE
+        redacted = zone is Zone.REDACTED or current >= rule.min_score - _TOLERANCE
         floor = current if redacted else 0.0
-        if zone == "band" and confirmed[index] > 0:
+        if zone is Zone.BAND and confirmed[index] > 0:
             floor = max(floor, rule.review_score)  # rule 4: a confirmed finding keeps its bin held
         if index in target and x == bound_at[index]:
             value = max(floor, target[index])  # rule 1 (and raising)
@@ -809,7 +819,7 @@ class _BinFacts:
     live: Sequence[int]
     raw_low: Mapping[int, float]
     raw_high: Mapping[int, float]
-    zones: Mapping[int, str]
+    zones: Mapping[int, Zone]
     reviewed: Sequence[int]
     confirmed: Sequence[int]
     bounds: Mapping[int, float]
@@ -841,10 +851,10 @@ class _BinFacts:
 
     def note(self, index: int, current: float, proposed: float) -> str:
         zone = self.zones[index]
-        if zone == "redacted":
+        if zone is Zone.REDACTED:
             return "redacted by the machine: never lowered"
         base = "enough answers" if self.reviewed[index] >= self.min_count else f"too few answers (< {self.min_count})"
-        if zone == "band" and self.confirmed[index]:
+        if zone is Zone.BAND and self.confirmed[index]:
             base += "; a confirmed finding keeps it held"
         if proposed < current - _TOLERANCE:
             return f"{base}; lowered"
@@ -962,6 +972,7 @@ __all__ = [
     "ScoreBand",
     "TableMarker",
     "TableProposal",
+    "Zone",
     "calibration_tables",
     "detector_name",
     "evaluate_table",

@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 
 from deid.cli import EXIT_ERROR, EXIT_OK, main
 from deid.config import Config, DetectorSettings, KindRule, load_config
+from deid.policy import apply_policy
 from deid.review.apply import sync_queue
 from deid.review.feedback import (
     OVERLAY_HEADER,
     Answer,
+    Zone,
     evaluate_table,
     feedback_report,
     invert_table,
@@ -65,8 +67,6 @@ def _blazeface_only(config: Config, raw: float, box: Box = FACE_BOX) -> Region:
 
 def _hold_faces(built: Built, raws: list[float], *, contribution: str = "fb") -> list[ReviewItem]:
     """One held image per raw score, recorded as the pipeline records it, queued; their items in order."""
-    from deid.policy import apply_policy
-
     ledger, config = built.ledger, built.config
     ledger.register_contribution(Case(contribution, "2025-06-14T10:00:00Z", body_parts=frozenset({"arm"})), batch="fb")
     ids = []
@@ -391,7 +391,7 @@ def test_proposed_table_is_monotone_in_range_and_never_below_the_privacy_floors(
         if before >= rule.min_score:
             assert after >= before - 1e-9, "a redaction is never lowered"
     for b in evidence:
-        if b.zone == "band" and b.confirmed:
+        if b.zone is Zone.BAND and b.confirmed:
             inside = [x for x in grid if b.raw_low <= x < b.raw_high]
             assert all(evaluate_table(proposed, x) >= rule.review_score - 1e-9 for x in inside), (
                 "a real finding stays held"
