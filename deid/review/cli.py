@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from deid.config import Config, load_config
-from deid.errors import ReviewForbidden
+from deid.errors import LedgerError, OutputError, ReviewForbidden
 from deid.ledger import Ledger, ledger_url
+from deid.review import feedback
 from deid.review.queue import (
     ItemState,
     QueueFilter,
@@ -176,6 +178,91 @@ def _cmd_audit_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    root = Path(args.workspace).resolve()
+    if not args.db and not config.ledger.url and not (root / "ledger.db").is_file():
+        # Opening a ledger creates one: a mistyped --workspace must not leave an empty ledger behind.
+        raise LedgerError("no ledger in this workspace", path=root, hint="pass the workspace a batch ran in, or --db")
+    ledger = Ledger(args.db or ledger_url(root, config.ledger.url))
+    store = ReviewStore(ledger.engine)
+    outcomes = feedback.read_outcomes(store, ledger, config)
+    report = feedback.feedback_report(outcomes, config.policy, bins=args.bins)
+    proposals = feedback.propose_calibration(outcomes, config, min_count=args.min_count, bins=args.bins)
+    written = None
+    if args.write_overlay is not None:
+        written = _write_overlay(
+            args.write_overlay, args.config, feedback.overlay_toml(proposals, written=date.today())
+        )
+    untabled = feedback.untabled(outcomes)
+    if args.json:
+        _emit(
+            {
+                **report.to_json(),
+                "min_count": args.min_count,
+                "proposals": [proposal.to_json() for proposal in proposals],
+                "no_table": untabled,
+                "overlay": str(written) if written else None,
+            }
+        )
+        return 0
+    for line in report.lines():
+        print(line)
+    print(f"calibration proposals (a bin needs >= {args.min_count} answers):")
+    if not proposals:
+        print("  (no reviewed region was scored by a calibration table)")
+    for proposal in proposals:
+        print(f"  {proposal.summary()}")
+    for detector, count in untabled.items():
+        print(f"  {detector}: {count} reviewed region(s) scored by no table (option scores or Platt): reported only")
+    if written:
+        print(f"overlay written to {written}: review it, then copy the tables you accept into deid.toml")
+    return 0
+
+
+def _write_overlay(target: Path, config_path: Path | None, text: str) -> Path:
+    """Write the overlay atomically; never over the configuration in use or a file this command did not write.
+
+    Raises
+    ------
+    OutputError
+        If the target is the configuration, another file, or cannot be written.
+    """
+    path = target.resolve()
+    if config_path is not None and path == Path(config_path).resolve():
+        raise OutputError(
+            "refusing to write the overlay over the configuration in use",
+            path=path,
+            hint="write it elsewhere, review it, then copy the tables into deid.toml by hand",
+        )
+    try:
+        if path.exists():
+            with path.open(encoding="utf-8", errors="replace") as existing:
+                first = existing.readline().rstrip("\n")
+            if first != feedback.OVERLAY_HEADER:
+                raise OutputError(
+                    "refusing to overwrite a file this command did not write",
+                    path=path,
+                    hint="choose a new file name for the overlay",
+                )
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot write the overlay: {error.strerror or error}", path=path) from error
+    return path
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     _, _, _, store = _open(args)
     if not args.jsonl:
@@ -232,6 +319,15 @@ def add_review_commands(subparsers: Any) -> None:
     sub("apply", "apply decisions: re-stage approved items from the original, remove excluded ones", _cmd_apply)
     audit = sub("audit-report", "miss rate by kind on the audit sample", _cmd_audit_report)
     audit.add_argument("--json", action="store_true")
+    answers = sub("feedback", "holds resolved as nothing there, per kind and detector; proposed tables", _cmd_feedback)
+    answers.add_argument(
+        "--min-count", type=_positive, default=feedback.DEFAULT_MIN_COUNT, help="answers a score bin needs (20)"
+    )
+    answers.add_argument(
+        "--bins", type=_positive, default=feedback.DEFAULT_BINS, help="equal parts of each kind's review band (4)"
+    )
+    answers.add_argument("--write-overlay", type=Path, help="write the proposed tables as a deid.toml overlay here")
+    answers.add_argument("--json", action="store_true", help="one JSON object")
     export = sub("export", "write the review audit trail", _cmd_export)
     export.add_argument("--jsonl", action="store_true", help="one JSON event per line")
 
