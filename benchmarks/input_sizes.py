@@ -153,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = load_config(None)
     face_rule, text_rule = config.policy.rules["face"], config.policy.rules["text"]
     face_options = config.detection.detectors["faces.ensemble"].options
-    default_face = (face_options.get("centerface_max_side_px", 960), face_options.get("centerface_rotated_max_side_px", 480))
+    default_face = (
+        face_options.get("centerface_max_side_px", 960),
+        face_options.get("centerface_rotated_max_side_px", 480),
+    )
     default_text = config.detection.detectors["text.rapidocr"].options.get("max_side_px", 960)
 
     faces = _by_split(load_faces(args.devdata, config))
@@ -180,9 +183,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"\ntext.rapidocr, detector input long side; found at >= {text_rule.review_score}")
     print("  side  split  text image recall  skin false alarms  CPU s/img")
     for side in TEXT_SIZES:
-        detector_text = RapidOcrTextDetector(
-            DetectorSettings(options={**text_settings.options, "max_side_px": side}, calibration=text_settings.calibration)
-        )
+        options = {**text_settings.options, "max_side_px": side}
+        detector_text = RapidOcrTextDetector(DetectorSettings(options=options, calibration=text_settings.calibration))
         mark = "  <- default" if side == default_text else ""
         for split, photos in texts.items():
             found, total, false, plain, seconds = text_recall(detector_text, photos, text_rule.review_score)
