@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from deid.errors import is_transient
+
+T = TypeVar("T")
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -20,9 +23,31 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+def retry_transient(call: Callable[[], T], *, retries: int, delay_s: float) -> T:
+    """Run ``call``, again after ``delay_s`` on a :class:`~deid.errors.TransientError` (``retries`` times)."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except Exception as error:
+            if attempt == retries or not is_transient(error):
+                raise
+            time.sleep(delay_s)
+    raise AssertionError("unreachable")
+
+
 def surface_deid_logs() -> None:
     """Let INFO lines from the ``deid`` logger reach the run logs (the extra logger's level must be set too)."""
     logging.getLogger("deid").setLevel(logging.INFO)
+
+
+# A temporary API is thrown away with the run: nobody reads its event history or task-run
+# records, and it has no automations. Its event persister, task-run recorder and triggers cost
+# the server about 0.15 s of CPU an image (benchmarks/throughput.py), CPU the two workers need.
+_UNNEEDED_SERVICES = {
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+}
 
 
 @contextmanager
@@ -31,8 +56,9 @@ def shared_api_server() -> Iterator[None]:
 
     Without it each worker process of a process pool would start a temporary
     server of its own (about ten seconds each, and SQLite lock errors on the
-    shared Prefect database). The server is Prefect's own ephemeral one; its
-    address is exported so child processes inherit it.
+    shared Prefect database). The server is Prefect's own ephemeral one, without the
+    services that only keep history (``_UNNEEDED_SERVICES``); its address is exported so
+    child processes inherit it. A configured API (a scheduled run's server) is used as it is.
     """
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
@@ -41,7 +67,16 @@ def shared_api_server() -> Iterator[None]:
         yield
         return
     server = SubprocessASGIServer()
-    server.start()
+    saved = {name: os.environ.get(name) for name in _UNNEEDED_SERVICES}
+    os.environ.update(_UNNEEDED_SERVICES)  # the server process copies the environment when it starts
+    try:
+        server.start()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         yield
