@@ -134,11 +134,11 @@ def logit(evidence: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return result
 
 
-def fit_platt(evidence: npt.NDArray[np.float64], labels: npt.NDArray[np.float64]) -> tuple[float, float]:
-    """Slope and offset of ``p = 1 / (1 + exp(-(slope * logit(evidence) + offset)))``, maximum likelihood."""
-    design = np.stack([logit(evidence), np.ones_like(evidence)], axis=1)
+def fit_logistic_line(x: npt.NDArray[np.float64], labels: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Slope and offset of ``p = 1 / (1 + exp(-(slope * x + offset)))``, maximum likelihood (Newton)."""
+    design = np.stack([x, np.ones_like(x)], axis=1)
     weights = np.zeros(2)
-    for _ in range(50):
+    for _ in range(100):
         probability = 1.0 / (1.0 + np.exp(-design @ weights))
         gradient = design.T @ (probability - labels)
         hessian = design.T @ (design * (probability * (1 - probability))[:, None]) + 1e-6 * np.eye(2)
@@ -147,6 +147,11 @@ def fit_platt(evidence: npt.NDArray[np.float64], labels: npt.NDArray[np.float64]
         if np.abs(step).max() < 1e-10:
             break
     return float(weights[0]), float(weights[1])
+
+
+def fit_platt(evidence: npt.NDArray[np.float64], labels: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Slope and offset of ``p = 1 / (1 + exp(-(slope * logit(evidence) + offset)))``, maximum likelihood."""
+    return fit_logistic_line(logit(evidence), labels)
 
 
 def main() -> None:

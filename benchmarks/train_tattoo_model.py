@@ -56,7 +56,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from train_tattoo_calibration import DEVDATA, LabelledPhoto, inside_labels, labelled_photos, load_photo
+from train_tattoo_calibration import (
+    DEVDATA,
+    LabelledPhoto,
+    fit_logistic_line,
+    inside_labels,
+    labelled_photos,
+    load_photo,
+)
 
 from deid.config import DetectorSettings, load_config
 from deid.detect import make_detection_copy
@@ -221,21 +228,6 @@ def predict(
     return result
 
 
-def fit_platt(scores: FloatArray, labels: FloatArray) -> tuple[float, float]:
-    """Slope and offset of ``p = 1 / (1 + exp(-(slope * score + offset)))``, maximum likelihood."""
-    design = np.stack([scores, np.ones_like(scores)], axis=1)
-    coefficients = np.zeros(2)
-    for _ in range(100):
-        probability = 1.0 / (1.0 + np.exp(-design @ coefficients))
-        gradient = design.T @ (probability - labels)
-        hessian = design.T @ (design * (probability * (1 - probability))[:, None]) + 1e-6 * np.eye(2)
-        step = np.linalg.solve(hessian, gradient)
-        coefficients -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return float(coefficients[0]), float(coefficients[1])
-
-
 def folds_of(photos: tuple[LabelledPhoto, ...]) -> npt.NDArray[np.int64]:
     """Fold of each photo: within each of tattoo / hard negative / skin, dealt round in SHA-256 order of the name."""
     fold = np.zeros(len(photos), np.int64)
@@ -310,7 +302,7 @@ def evaluate(
 ) -> tuple[float, float, float, float, dict[str, tuple[int, int]]]:
     """Platt slope and offset on the photos' best scores, their log-loss, the operating point and the figures there."""
     best, on_tattoo = photo_best(groups, scores)
-    slope, offset = fit_platt(np.where(np.isfinite(best), best, -20.0), on_tattoo)
+    slope, offset = fit_logistic_line(np.where(np.isfinite(best), best, -20.0), on_tattoo)
     probability = 1.0 / (1.0 + np.exp(-(slope * best + offset)))
     threshold = operating_point(groups, probability, hard_rate=hard_rate, skin_rate=skin_rate)
     return slope, offset, log_loss(probability, on_tattoo), threshold, figures(groups, probability, threshold)
