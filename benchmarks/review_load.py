@@ -22,12 +22,11 @@ Usage::
 
     .venv/bin/python benchmarks/review_load.py [--devdata ../shared/devdata] [--json]
 
-Measured 2026-12-01 on the shared 2-core machine, merged with main (491 s for
-245 images): plain skin held 0.069 tune / 0.078 check (tattoos.ink 4 of the 8
-holds, faces.ensemble 2, text.rapidocr 1, one PNG named .jpg refused by the
-loader); face box recall 1.0 / 1.0; text recall 1.0 / 1.0; tattoo recall
-0.929 / 0.907, hard-negative false alarms 0.059 / 0.0; 0 faces visible to
-CenterFace in 126 released images.
+Measured 2026-12-02 on the 2-core machine, detector networks on OpenVINO (206 s for 245
+images): plain skin held 0.086 tune / 0.059 check (faces.ensemble 3 of the 8 holds,
+tattoos.ink 4, text.rapidocr 1); face box recall 1.0 / 1.0; text recall 1.0 / 1.0; tattoo
+recall 0.952 / 0.907, hard-negative false alarms 0.059 / 0.0; 0 faces visible to CenterFace
+in 124 released images.
 """
 
 from __future__ import annotations
