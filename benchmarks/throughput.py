@@ -12,9 +12,11 @@ in one run, it prints:
   run on a one-image batch), then images per second of the batch itself, the
   summary's per-stage times and the peak RSS of the whole process tree;
 * with ``--memory-scaling``, the peak RSS of 3 MP batches of 200 and 2,000
-  images (the second should be within 10% of the first).
+  images (the second should be within 10% of the first);
+* with ``--recall``, beside the speed and from the same code: the detection figures of
+  ``benchmarks/review_load.py`` and the input-size table of ``benchmarks/input_sizes.py``.
 
-Usage: ``.venv/bin/python benchmarks/throughput.py [--images 40] [--sizes 12,3] [--memory-scaling]``.
+Usage: ``.venv/bin/python benchmarks/throughput.py [--images 40] [--sizes 12,3] [--memory-scaling] [--recall]``.
 Run it on a quiet machine: every figure is wall-clock time.
 """
 
@@ -155,6 +157,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="12,3", help="megapixel mixes to run: 12, 3 or both")
     parser.add_argument("--config", type=Path, help="deid.toml for deid run (default configuration otherwise)")
     parser.add_argument("--memory-scaling", action="store_true", help="also 3 MP batches of 200 and 2,000 images")
+    parser.add_argument("--recall", action="store_true", help="also the detection recall and input-size tables")
     args = parser.parse_args()
     configured = load_config(args.config).output
     configured_name = "jpeg/q92" if configured.format == "jpeg" else f"png/{configured.png_encoder}"
@@ -209,6 +212,10 @@ def main() -> None:
                 _, peaks[count], _ = run_deid(batch, root / f"ws-mem{count}", 2, args.config)
                 print(f"3 MP batch of {count}: peak RSS {peaks[count] / 2**30:.2f} GiB")
             print(f"2,000 vs 200 images: {peaks[2000] / peaks[200]:.2f}x (target within 1.10x)")
+    if args.recall:
+        for script in ("review_load.py", "input_sizes.py"):
+            print(f"\n== {script} (same code) ==", flush=True)
+            subprocess.run([sys.executable, str(ROOT / "benchmarks" / script)], check=True, cwd=ROOT / "benchmarks")
 
 
 if __name__ == "__main__":
