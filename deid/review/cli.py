@@ -37,10 +37,19 @@ def _emit(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, default=str), flush=True)
 
 
+def _open_ledger(args: argparse.Namespace, config: Config) -> Ledger:
+    """The workspace's ledger; refused when there is none (opening a ledger would create an empty one)."""
+    root = Path(args.workspace).resolve()
+    if not args.db and not config.ledger.url and not (root / "ledger.db").is_file():
+        # A mistyped --workspace must not leave an empty ledger behind, nor review an empty queue.
+        raise LedgerError("no ledger in this workspace", path=root, hint="pass the workspace a batch ran in, or --db")
+    return Ledger(args.db or ledger_url(root, config.ledger.url))
+
+
 def _open(args: argparse.Namespace) -> tuple[Workspace, Config, Ledger, ReviewStore]:
     config = load_config(args.config)
     workspace = Workspace(Path(args.workspace).resolve())
-    ledger = Ledger(args.db or ledger_url(workspace.root, config.ledger.url))
+    ledger = _open_ledger(args, config)
     return workspace, config, ledger, ReviewStore(ledger.engine)
 
 
@@ -180,11 +189,7 @@ def _cmd_audit_report(args: argparse.Namespace) -> int:
 
 def _cmd_feedback(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    root = Path(args.workspace).resolve()
-    if not args.db and not config.ledger.url and not (root / "ledger.db").is_file():
-        # Opening a ledger creates one: a mistyped --workspace must not leave an empty ledger behind.
-        raise LedgerError("no ledger in this workspace", path=root, hint="pass the workspace a batch ran in, or --db")
-    ledger = Ledger(args.db or ledger_url(root, config.ledger.url))
+    ledger = _open_ledger(args, config)
     store = ReviewStore(ledger.engine)
     outcomes = feedback.read_outcomes(store, ledger, config)
     report = feedback.feedback_report(outcomes, config.policy, bins=args.bins)

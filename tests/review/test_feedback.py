@@ -326,9 +326,13 @@ def test_many_nothing_there_answers_lower_the_band_but_never_below_what_a_real_f
     assert probabilities == sorted(probabilities) and all(0.0 <= p <= 1.0 for p in probabilities)
 
 
-def test_a_missing_workspace_is_a_deid_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", [["feedback"], ["list"], ["add-user", "ana"], ["audit-report"]])
+def test_a_missing_workspace_is_a_deid_error_naming_it(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every review command refuses a mistyped workspace instead of opening (creating) an empty ledger."""
     missing = tmp_path / "no-such-workspace"
-    code = main(["review", "feedback", "--workspace", str(missing)])
+    code = main(["review", *command, "--workspace", str(missing)])
     _, err = capsys.readouterr()
     error = json.loads(err)
     assert code == EXIT_ERROR and error["error"] == "ledger_error" and error["path"] == str(missing)
