@@ -17,6 +17,7 @@ graph inputs and outputs get symbolic dimensions, nothing else changes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -201,7 +202,10 @@ class Network:
 RUNTIME_VERSION = f"openvino-{metadata.version('openvino')}"
 """Goes into the version of every detector whose network runs here (the ledger records it)."""
 
-_CORE: list[Any] = []
+@functools.cache
+def _core() -> Any:
+    """The process's one OpenVINO runtime (every network compiles on it)."""
+    return openvino.Core()
 
 
 def load_network(
@@ -230,9 +234,7 @@ def load_network(
         data = model.read_bytes()
         if dynamic_shapes:
             data = make_dims_dynamic(data, dynamic_shapes)
-        if not _CORE:
-            _CORE.append(openvino.Core())
-        core = _CORE[0]
+        core = _core()
         compiled = core.compile_model(
             core.read_model(data, b""),
             "CPU",

@@ -131,6 +131,9 @@ class RapidOcrTextDetector:
                 f"rapidocr cannot start: {error!r}", hint="reinstall rapidocr (its models ship in the wheel)"
             ) from error
         self._det_network = load_network(Path(str(model)))
+        # rapidocr's own normalisation computes in float64 (its mean and std are float64 arrays): 3x slower.
+        self._det_mean = np.asarray(self._det_pre.mean, dtype=np.float32)
+        self._det_std = np.asarray(self._det_pre.std, dtype=np.float32)
         # The engine keeps per-call switches (use_det/use_rec) as state: one call at a time.
         self._lock = threading.Lock()
 
@@ -215,9 +218,9 @@ class RapidOcrTextDetector:
         resized = self._det_pre.resize(bgr)
         if resized is None:
             return np.zeros((0, 4, 2)), []
-        # rapidocr's own normalisation computes in float64 (its mean and std are float64 arrays): 3x slower.
-        mean, std = self._det_pre.mean.astype(np.float32), self._det_pre.std.astype(np.float32)
-        blob = ((resized.astype(np.float32) * np.float32(1 / 255) - mean) / std).transpose(2, 0, 1)[None]
+        blob = ((resized.astype(np.float32) * np.float32(1 / 255) - self._det_mean) / self._det_std).transpose(2, 0, 1)[
+            None
+        ]
         (probability,) = self._det_network.run(None, {self._det_network.input_names[0]: blob})
         quads, scores = self._det_post(probability, (bgr.shape[0], bgr.shape[1]))
         quads = np.asarray(quads, dtype=float).reshape(-1, 4, 2)
