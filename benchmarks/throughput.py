@@ -101,16 +101,22 @@ def _floor_one(args: tuple[str, str]) -> float:
 
 
 def floor(paths: list[Path], encoder: str, processes: int) -> float:
-    """Images per second of decode + upright + encode."""
+    """Images per second of decode + upright + encode, the better of two passes.
+
+    The processes are started and warmed (one image each) before the clock
+    starts, and the second pass reads files the first left in the page cache,
+    so the figure is the encoder's, not process start-up's or the disk's.
+    """
     jobs = [(str(p), encoder) for p in paths]
-    started = time.perf_counter()
-    if processes == 1:
-        for job in jobs:
-            _floor_one(job)
-    else:
-        with ProcessPoolExecutor(processes) as pool:
-            list(pool.map(_floor_one, jobs))
-    return len(paths) / (time.perf_counter() - started)
+    best = float("inf")
+    with ProcessPoolExecutor(processes) as pool:
+        run = pool.map if processes > 1 else map
+        list(run(_floor_one, jobs[:processes]))
+        for _ in range(2):
+            started = time.perf_counter()
+            list(run(_floor_one, jobs))
+            best = min(best, time.perf_counter() - started)
+    return len(paths) / best
 
 
 def _tree_rss(process: psutil.Process) -> int:
@@ -172,11 +178,14 @@ def main() -> None:
             paths = sorted((batch / "images").glob("*.jpg"))
             print(f"\n== {len(paths)} photos at {megapixels} MP ==")
             print("floor (decode + upright + encode), images/s:")
+            two_process: dict[str, float] = {}
             for encoder in ENCODERS:
-                one, two = floor(paths, encoder, 1), floor(paths, encoder, 2)
+                one, two_process[encoder] = floor(paths, encoder, 1), floor(paths, encoder, 2)
                 mark = "  <- configured" if encoder == configured_name else ""
-                print(f"  {encoder:<11} 1 process {one:6.2f}   2 processes {two:6.2f}{mark}")
-            fastest_two = max(floor(paths, name, 2) for name in ("png/fpng",)) if configured.format == "png" else two
+                print(f"  {encoder:<11} 1 process {one:6.2f}   2 processes {two_process[encoder]:6.2f}{mark}")
+            # The target compares with the fastest lossless encoder measured (the PNG encoders), or JPEG's own floor.
+            lossless = [rate for name, rate in two_process.items() if name.startswith("png/")]
+            fastest_two = max(lossless) if configured.format == "png" else two_process["jpeg/q92"]
             tiny = build_batch(root / f"tiny{megapixels}", 1, SIZES[megapixels])
             for workers in (1, 2):
                 start_seconds, _, _ = run_deid(tiny, root / f"ws-tiny{megapixels}-{workers}", workers, args.config)

@@ -21,11 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from deid.anonymity_check import release_classes
 from deid.config import ReleaseSettings
 from deid.demographics import AnonymityReport
@@ -164,7 +159,12 @@ def read_card_numbers(folder: Path) -> dict[str, object]:
 
 
 def _bar_png(title: str, counts: Mapping[str, int], *, horizontal: bool = True) -> str:
-    figure, axes = plt.subplots(figsize=(6.4, max(1.6, 0.32 * len(counts) + 0.9)))
+    # Imported here: only the release gate draws, and matplotlib costs every batch worker 0.5 s
+    # and 30 MB at start. A bare Figure renders with Agg and keeps no pyplot state.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, max(1.6, 0.32 * len(counts) + 0.9)))
+    axes = figure.subplots()
     labels = list(counts) or ["(none)"]
     values = [int(counts[label]) for label in counts] or [0]
     colours = ["#bbbbbb" if label == NOT_ANSWERED else "#3b6ea8" for label in labels]
@@ -178,7 +178,6 @@ def _bar_png(title: str, counts: Mapping[str, int], *, horizontal: bool = True) 
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from deid.config import Config, DetectorSettings
 from deid.errors import ConfigError, DeidError, DetectorError
+from deid.heap import bound_heap
 from deid.native_logs import filter_native_stderr
 from deid.types import Region, RegionKind, RGBImage
 
@@ -137,6 +138,7 @@ def detectors_for(config: Config) -> Sequence[Detector]:
     key = repr(config.detection)
     if key not in _BUILT:
         filter_native_stderr()  # the models' native loggers print a line per load and per image
+        bound_heap()  # a worker frees image-sized buffers all the time; keep them off the heap
         _BUILT[key] = tuple(build_detectors(config))
     return _BUILT[key]
 

@@ -244,6 +244,10 @@ def load_network(
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_PRECISION_HINT": "f32",
                 "ENABLE_CPU_PINNING": "NO",
+                # The CPU plugin keeps the kernels it made for each input shape seen (5,000 by
+                # default); photos come in many shapes, and the cache cost ~100 MB a network on
+                # 40 devdata photos for no measurable speed (benchmarks/throughput.py).
+                "CPU_RUNTIME_CACHE_CAPACITY": "0",
             },
         )
     except (OSError, ValueError, IndexError, RuntimeError) as error:
