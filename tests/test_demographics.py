@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pycanon import anonymity as pycanon
 
@@ -105,7 +105,10 @@ def independent_frame(rows: Sequence[Mapping[str, str]]) -> pd.DataFrame:
             for suffix in (*RACE_SUFFIXES, "two_or_more_after_mitigation")
             if row[f"race_ethnicity_{suffix}"] == "YES"
         )
-        records.append({**{name: row[name] for name in QI_COLUMNS[:-1]}, "race": race, **row})
+        # A value generalised outside SCIN's vocabulary is published in "<column>_generalised"
+        # beside a blank SCIN column: both cells together are what a reader sees.
+        published = {name: row[name] + "|" + row.get(f"{name}_generalised", "") for name in QI_COLUMNS[:-1]}
+        records.append({**row, **published, "race": race})
     return pd.DataFrame(records).replace("", "UNKNOWN")
 
 
@@ -144,6 +147,9 @@ def test_reported_k_matches_pycanon(config: Config, count: int, k: int) -> None:
 
 
 @settings(max_examples=12, deadline=None)
+# Found by Hypothesis: nine rows whose skin type was generalised to FST3_OR_4 (published in
+# fitzpatrick_skin_type_generalised) are a class of their own, which this oracle once missed.
+@example(count=50, seed=1, skew=0.5, k=8)
 @given(
     count=st.integers(50, 600),
     seed=st.integers(0, 10_000),
