@@ -21,6 +21,8 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +53,43 @@ def bound_heap() -> bool:
     if not applied:
         logger.debug("mallopt(M_MMAP_THRESHOLD) refused; the heap keeps its dynamic threshold")
     return applied
+
+
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+"""Asks glibc to back its mappings with transparent huge pages (``madvise``), read at process start."""
+
+_THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables to add for a worker process started from ``environ``.
+
+    Workers run networks whose scratch memory is returned after every image
+    (:func:`huge_pages_active`); with 4 kB pages, faulting 170 MB back in cost
+    0.11 s a call, with huge pages nothing measurable. glibc reads the tunable
+    only when a process starts, so it goes into the environment workers inherit.
+    Tunables already set are kept.
+    """
+    current = environ.get("GLIBC_TUNABLES", "")
+    if HUGE_PAGES_TUNABLE in current.split(":"):
+        return {}
+    return {"GLIBC_TUNABLES": f"{current}:{HUGE_PAGES_TUNABLE}" if current else HUGE_PAGES_TUNABLE}
+
+
+@functools.cache
+def huge_pages_active() -> bool:
+    """Whether this process's large allocations get transparent huge pages.
+
+    True when the process *started* with :data:`HUGE_PAGES_TUNABLE` (read from
+    ``/proc/self/environ``, which later changes to ``os.environ`` do not touch)
+    and the kernel grants huge pages on request (``always`` or ``madvise``).
+    """
+    try:
+        started_with = Path("/proc/self/environ").read_bytes().split(b"\0")
+        setting = _THP_SETTING.read_text()
+    except OSError:  # not Linux
+        return False
+    prefix = b"GLIBC_TUNABLES="
+    tunables = next((entry[len(prefix) :] for entry in started_with if entry.startswith(prefix)), b"")
+    granted = "[always]" in setting or "[madvise]" in setting
+    return granted and HUGE_PAGES_TUNABLE.encode() in tunables.split(b":")

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from deid.errors import is_transient
+from deid.heap import worker_environment
 
 T = TypeVar("T")
 
@@ -40,6 +41,28 @@ def surface_deid_logs() -> None:
     logging.getLogger("deid").setLevel(logging.INFO)
 
 
+@contextmanager
+def _exported(variables: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for processes started inside the block; restore them after."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def worker_processes_environment() -> Iterator[None]:
+    """Worker processes started inside this block get :func:`deid.heap.worker_environment` (read at their start)."""
+    with _exported(worker_environment(os.environ)):
+        yield
+
+
 # A temporary API is thrown away with the run: nobody reads its event history or task-run
 # records, and it has no automations. Its event persister, task-run recorder and triggers cost
 # the server about 0.15 s of CPU an image (benchmarks/throughput.py), CPU the two workers need.
@@ -67,16 +90,8 @@ def shared_api_server() -> Iterator[None]:
         yield
         return
     server = SubprocessASGIServer()
-    saved = {name: os.environ.get(name) for name in _UNNEEDED_SERVICES}
-    os.environ.update(_UNNEEDED_SERVICES)  # the server process copies the environment when it starts
-    try:
+    with _exported(_UNNEEDED_SERVICES):  # the server process copies the environment when it starts
         server.start()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         yield

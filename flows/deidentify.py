@@ -29,7 +29,13 @@ from deid.ledger import Ledger
 from deid.pipeline import ImageResult, process_image, record_image_result
 from deid.progress import BatchProgress
 from deid.workspace import Workspace, lock_workspace, open_ledger
-from flows.common import retry_if_transient, retry_transient, shared_api_server, surface_deid_logs
+from flows.common import (
+    retry_if_transient,
+    retry_transient,
+    shared_api_server,
+    surface_deid_logs,
+    worker_processes_environment,
+)
 
 RETRIES = {"retries": 2, "retry_delay_seconds": 2, "retry_condition_fn": retry_if_transient, "cache_policy": NO_CACHE}
 
@@ -153,5 +159,5 @@ def run_batch(
         local = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "processes": True}}
         runner = DaskTaskRunner(**local) if cluster == "local" else DaskTaskRunner(address=cluster)
         runnable = deidentify.with_options(task_runner=runner)
-    with shared_api_server():
+    with shared_api_server(), worker_processes_environment():
         return runnable(params)

@@ -29,6 +29,7 @@ import numpy as np
 import openvino
 
 from deid.errors import DetectorError
+from deid.heap import huge_pages_active
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +180,9 @@ class Network:
     reuses its output buffers between calls).
     """
 
-    def __init__(self, compiled: Any, model: Path) -> None:
+    def __init__(self, compiled: Any, model: Path, *, release_after_run: bool = False) -> None:
         self._compiled = compiled
+        self._release_after_run = release_after_run
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # an infer request is not re-entrant; Prefect may call from threads
         self.model = model
@@ -196,11 +198,17 @@ class Network:
                 results = self._request.infer(dict(feeds))
             except RuntimeError as error:
                 raise DetectorError(f"inference failed: {error}", path=self.model) from error
-            return [np.array(results[port]) for port in ports]
+            outputs = [np.array(results[port]) for port in ports]
+            if self._release_after_run:
+                # Scratch memory goes back after every image: the worker then holds one
+                # network's at a time, not every network's at its largest input.
+                self._compiled.release_memory()
+            return outputs
 
 
 RUNTIME_VERSION = f"openvino-{metadata.version('openvino')}"
 """Goes into the version of every detector whose network runs here (the ledger records it)."""
+
 
 @functools.cache
 def _core() -> Any:
@@ -254,4 +262,4 @@ def load_network(
         raise DetectorError(
             f"cannot load model: {error}", path=model, hint="reinstall the package that ships it"
         ) from error
-    return Network(compiled, model)
+    return Network(compiled, model, release_after_run=huge_pages_active())
