@@ -502,7 +502,7 @@ def test_learned_score_scores_groups_by_the_model_and_keeps_the_physical_vetoes(
     assert groups
     rows = np.stack([group.features.vector() for group in groups if group.features is not None])
     np.testing.assert_allclose([group.score for group in groups], InkModel.shipped().probability(rows))
-    assert learned.version == "3+model"
+    assert learned.version == "4+model"
     assert learned.detect(np.full((300, 400, 3), 128, np.uint8)) == []
     grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     assert learned.detect(grey) == []
