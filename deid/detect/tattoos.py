@@ -102,7 +102,8 @@ Measured on ``../shared/devdata/tattoos`` and ``skin`` per split
 Known limits: solid fills are found only when dense and dark (faded
 blackwork is missed); orange or yellow ink, and red fine line that absorbs
 blue as much as green, reads as blood or melanin; a black-and-white photo
-has no skin and is never flagged; a surgical-marker blot with hairs on
+has no skin and is never flagged, nor is a frame filled edge to edge by pale skin
+under a strong colour cast (the balanced copy turns that skin grey); a surgical-marker blot with hairs on
 dermoscopy without a round field is ink and is flagged; strokes under about two
 pixels on the working copy are lost; faded ink on dark skin after strong
 JPEG compression loses the colour cue and is often missed; and on photos

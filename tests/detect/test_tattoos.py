@@ -475,7 +475,7 @@ def test_devdata_pale_skin_filling_the_frame_is_found(devdata: Path, detector: I
 def test_devdata_figures_per_split(devdata: Path) -> None:
     """Image-level recall and false alarms on devdata, per split, through the pipeline's detection path.
 
-    Golden figures (2026-12, tattoos.ink@3; ``benchmarks/tattoos.py``): tune
+    Golden figures (2026-12, tattoos.ink@3, unchanged at @4; ``benchmarks/tattoos.py``): tune
     recall 40/42, hard negatives 1/17, plain skin 1/41; check recall 39/43,
     hard negatives 0/15, plain skin 2/35 (one skin file, a PNG named .jpg, is
     refused by deid.io today and left out here). Issue 17 asks recall >= 0.95 and
