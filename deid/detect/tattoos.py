@@ -14,8 +14,13 @@ fraction of the image, every threshold an option in
    Skin is every pixel within ``skin_hue_deg`` of that hue with a chroma
    within ``skin_chroma_ratio`` of it. The chroma floor keeps white sheets,
    grey floors and walls out; the hue keeps clothing out. A picture whose
-   seed pixels are all but grey (median chroma under 8: a grey wall, noise,
-   a black-and-white photo) has no skin, so nothing in it is a tattoo.
+   seed pixels are all but grey (median chroma under ``min_skin_chroma``, 5:
+   a grey wall, a black-and-white photo) has no skin, so nothing in it is a
+   tattoo. Pale skin under cool light comes close (6 to 8; @3's floor of 8
+   lost it whenever the white balance leaned blue). The seed gamut assumes a
+   neutral white balance, so it is also tried on a grey-world balanced copy,
+   and the lighting that shows more seed pixels is the one the skin model is
+   built in (a cool cast used to leave a photo with almost no skin).
 3. **Ink density.** A morphological closing of each RGB channel with a disc
    ``stroke_kernel_frac`` wide estimates the skin that would be there
    without thin dark structures; ``log(reference / pixel)`` is an optical
@@ -97,7 +102,8 @@ Measured on ``../shared/devdata/tattoos`` and ``skin`` per split
 Known limits: solid fills are found only when dense and dark (faded
 blackwork is missed); orange or yellow ink, and red fine line that absorbs
 blue as much as green, reads as blood or melanin; a black-and-white photo
-has no skin and is never flagged; a surgical-marker blot with hairs on
+has no skin and is never flagged, nor is a frame filled edge to edge by pale skin
+under a strong colour cast (the balanced copy turns that skin grey); a surgical-marker blot with hairs on
 dermoscopy without a round field is ink and is flagged; strokes under about two
 pixels on the working copy are lost; faded ink on dark skin after strong
 JPEG compression loses the colour cue and is often missed; and on photos
@@ -129,6 +135,7 @@ _OPTIONS: dict[str, float | bool] = {
     "learned_score": False,
     "skin_hue_deg": 30.0,
     "skin_chroma_ratio": 0.45,
+    "min_skin_chroma": 5.0,
     "stroke_kernel_frac": 0.035,
     "hull_kernel_frac": 0.1,
     "min_ink_density": 0.25,
@@ -175,7 +182,8 @@ _SEED_CR = (133.0, 180.0)
 _SEED_CB = (77.0, 135.0)
 _SEED_MIN_Y = 30.0
 _MIN_SEED_PIXELS = 200
-# Skin is never this grey (Lab chroma units), whatever the white balance.
+# The historical floor (tattoos.ink@3), kept as the helper's default; the detector reads
+# min_skin_chroma (5: pale skin in cool light measures 6-8, a black-and-white picture 0-2).
 _MIN_SKIN_CHROMA = 8.0
 # Evidence is clipped this far from 0 and 1 before calibration, so its logit stays finite.
 _EVIDENCE_FLOOR = 0.01
@@ -372,7 +380,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "3"
+    version = "4"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -407,7 +415,11 @@ class InkTattooDetector:
         kernel = _odd(self.options["stroke_kernel_frac"] * side)
         lab = np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), np.uint8)
         skin = _skin_mask(
-            small, hue_deg=self.options["skin_hue_deg"], chroma_ratio=self.options["skin_chroma_ratio"], lab=lab
+            small,
+            hue_deg=self.options["skin_hue_deg"],
+            chroma_ratio=self.options["skin_chroma_ratio"],
+            lab=lab,
+            min_chroma=self.options["min_skin_chroma"],
         )
         if skin is None:
             return []
@@ -776,7 +788,12 @@ def _shrink(image: RGBImage, side: int) -> RGBImage:
 
 
 def _skin_mask(
-    image: RGBImage, *, hue_deg: float, chroma_ratio: float, lab: npt.NDArray[np.uint8] | None = None
+    image: RGBImage,
+    *,
+    hue_deg: float,
+    chroma_ratio: float,
+    lab: npt.NDArray[np.uint8] | None = None,
+    min_chroma: float = _MIN_SKIN_CHROMA,
 ) -> BoolMask | None:
     """This image's skin by its own hue and chroma, or ``None`` when it shows too little skin.
 
@@ -785,10 +802,18 @@ def _skin_mask(
     ``1 / chroma_ratio`` times theirs. The chroma floor is what keeps white
     sheets, grey floors and walls out: they are near-neutral, skin never is.
     ``lab`` is the image in 8-bit OpenCV CIELAB when the caller already has it.
+    A picture whose seed pixels' median chroma is under ``min_chroma`` has no skin.
     """
-    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    luma, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
-    seed = (cr >= _SEED_CR[0]) & (cr <= _SEED_CR[1]) & (cb >= _SEED_CB[0]) & (cb <= _SEED_CB[1]) & (luma >= _SEED_MIN_Y)
+    seed = _seed_gamut(image)
+    # The seed gamut assumes a neutral white balance; under cool light (shade, daylight
+    # through a window, a phone's blue cast) skin falls below its red floor. Whichever
+    # shows more seed pixels, the photo as taken or a grey-world balanced copy, is the
+    # lighting the skin model is built in (only the mask comes from it: densities are
+    # ratios within each channel, which a colour cast does not change).
+    balanced = _grey_world(image)
+    balanced_seed = _seed_gamut(balanced)
+    if int(balanced_seed.sum()) > int(seed.sum()):
+        image, seed, lab = balanced, balanced_seed, None
     if int(seed.sum()) < _MIN_SEED_PIXELS:
         return None
     planes = np.asarray(lab if lab is not None else cv2.cvtColor(image, cv2.COLOR_RGB2LAB), np.uint8)
@@ -798,7 +823,7 @@ def _skin_mask(
     # skin hues span about -30..100 degrees: no wrap-around
     hue_centre = float(np.median(np.degrees(np.arctan2(b_star[seed], a_star[seed]))))
     chroma_centre = float(np.median(chroma[seed]))
-    if chroma_centre < _MIN_SKIN_CHROMA:  # a grey or black-and-white picture: no skin colour to go on
+    if chroma_centre < min_chroma:  # a grey or black-and-white picture: no skin colour to go on
         return None
     # Within hue_deg of the centre hue <=> the cosine of the angle to the centre direction is at
     # least cos(hue_deg): a dot product, no arctangent per pixel.
@@ -811,6 +836,26 @@ def _skin_mask(
         & (planes[..., 0] >= _SEED_MIN_Y)
     )
     return mask
+
+
+def _seed_gamut(image: RGBImage) -> BoolMask:
+    """Pixels in the broad YCrCb skin gamut: the seeds of the per-image skin model."""
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    luma, cr, cb = ycrcb[..., 0], ycrcb[..., 1], ycrcb[..., 2]
+    seed: BoolMask = (
+        (cr >= _SEED_CR[0]) & (cr <= _SEED_CR[1]) & (cb >= _SEED_CB[0]) & (cb <= _SEED_CB[1]) & (luma >= _SEED_MIN_Y)
+    )
+    return seed
+
+
+def _grey_world(image: RGBImage) -> RGBImage:
+    """``image`` with each channel scaled so that the mean of its lit pixels is grey (green kept)."""
+    sample = np.ascontiguousarray(image[::4, ::4])  # a mean needs no full resolution
+    lit = (sample.max(axis=2) >= _SEED_MIN_Y).astype(np.uint8)
+    means = np.array(cv2.mean(sample, mask=lit)[:3]) if lit.any() else np.full(3, 128.0)
+    gains = means[1] / np.maximum(means, 1.0)
+    balanced: RGBImage = np.asarray(cv2.transform(image, np.diag(gains)), np.uint8)  # saturates at 255
+    return balanced
 
 
 def _round_field(lightness: FloatImage) -> float:

@@ -332,6 +332,29 @@ def test_black_and_white_picture_has_no_skin() -> None:
     assert _skin_mask(image, hue_deg=30.0, chroma_ratio=0.45) is not None
 
 
+BLUE_CAST = (0.85, 1.0, 1.2)  # shade or window daylight a phone did not correct: red down, blue up
+
+
+def with_cast(image: RGBImage, gains: tuple[float, float, float] = BLUE_CAST) -> RGBImage:
+    """``image`` as if taken under a light of another colour: each channel scaled, saturating at 255."""
+    return np.clip(image.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
+
+
+def test_skin_is_found_under_a_blue_cast() -> None:
+    """Pale skin beside a grey wall, under a blue cast: the fixed seed gamut alone sees no skin at all.
+
+    tattoos.ink@3 returned ``None`` here (its seeds are a YCrCb box that assumes a
+    neutral white balance); the grey-world balanced copy finds the skin and keeps
+    the wall out.
+    """
+    scene = make_skin((240, 200, 180), 12)
+    scene[:, :320] = scene[:, :320, 1:2]  # the left half a grey wall under the same light
+    mask = _skin_mask(with_cast(to_image(scene)), hue_deg=30.0, chroma_ratio=0.45, min_chroma=5.0)
+    assert mask is not None
+    assert mask[:, 320:].mean() >= 0.9
+    assert mask[:, :320].mean() <= 0.05
+
+
 def test_probability_is_calibrated_evidence_in_order(detector: InkTattooDetector) -> None:
     """The calibration keeps the evidence's order, gives no evidence no probability and stays below 1."""
     values = [detector.probability(evidence) for evidence in np.linspace(0, 1, 21)]
@@ -392,10 +415,67 @@ def test_devdata_tattoo_category_is_found_on_its_box(devdata: Path, detector: In
     assert max(covered_fraction(regions, box) for box in labelled) >= 0.5
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("bivtatt_41_1.jpg", id="portrait-mother-and-baby"),
+        pytest.param("bivtatt_138_1.jpg", id="line-work-forearm"),
+        pytest.param("bivtatt_54_1.jpg", id="faded-line-work-dagger"),
+        pytest.param("tdyolo_239478f857f25d62306abe7aa9544514.jpg", id="colour-fine-line-pale-skin"),
+    ],
+)
+def test_devdata_tattoo_under_a_blue_cast_is_found(devdata: Path, detector: InkTattooDetector, name: str) -> None:
+    """Tune tattoos photographed again under a blue cast (R x0.85, B x1.2): still held, on the tattoo.
+
+    tattoos.ink@3 found none of these four (no skin left inside its seed gamut);
+    over the 42 tune tattoo photos under this cast it held 16, @4 holds 28.
+    """
+    labels = json.loads((devdata / "tattoos" / "labels_tattoos.json").read_text("utf-8"))
+    regions = found_regions(detector, with_cast(load_devdata(devdata, "tattoos", name)))
+    assert regions, "tattoo not found"
+    labelled = [Box.from_xywh(*box) for box in labels[name]["boxes"]]
+    assert max(covered_fraction(regions, box) for box in labelled) >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [
+        pytest.param("skin", "ajl9_8f351cd9f1259ee3e6d522dbbf51ac7b.jpg", id="dark-skin-shin"),
+        pytest.param("skin", "ajl9_c1cde759eca19dd8fbe3884a352ba3c1.jpg", id="medium-skin-trunk-close-up"),
+        pytest.param("skin", "fuseg_0347.png", id="medium-skin-heel"),
+        pytest.param("tattoos", "ham10000_ISIC_0027287.jpg", id="dermoscopic-naevus"),
+    ],
+)
+def test_devdata_plain_skin_under_a_blue_cast_raises_no_tattoo(
+    devdata: Path, detector: InkTattooDetector, folder: str, name: str
+) -> None:
+    """The skin model built in balanced light must not turn a plain skin photo's texture into ink."""
+    assert found_regions(detector, with_cast(load_devdata(devdata, folder, name))) == []
+
+
+def test_devdata_pale_skin_filling_the_frame_is_found(devdata: Path, detector: InkTattooDetector) -> None:
+    """A colour fine-line piece cropped to its labelled box: pale skin (seed chroma 7.3) fills the frame.
+
+    Under @3's no-skin floor of 8 the crop had no skin and nothing was found.
+    """
+    name = "tdyolo_239478f857f25d62306abe7aa9544514.jpg"
+    labels = json.loads((devdata / "tattoos" / "labels_tattoos.json").read_text("utf-8"))
+    box = Box.from_xywh(*labels[name]["boxes"][0])
+    image = load_devdata(devdata, "tattoos", name)
+    margin_x, margin_y = box.width // 20, box.height // 20
+    crop = np.ascontiguousarray(
+        image[
+            max(0, box.top - margin_y) : box.bottom + margin_y,
+            max(0, box.left - margin_x) : box.right + margin_x,
+        ]
+    )
+    assert found_regions(detector, crop)
+
+
 def test_devdata_figures_per_split(devdata: Path) -> None:
     """Image-level recall and false alarms on devdata, per split, through the pipeline's detection path.
 
-    Golden figures (2026-12, tattoos.ink@3; ``benchmarks/tattoos.py``): tune
+    Golden figures (2026-12, tattoos.ink@3, unchanged at @4; ``benchmarks/tattoos.py``): tune
     recall 40/42, hard negatives 1/17, plain skin 1/41; check recall 39/43,
     hard negatives 0/15, plain skin 2/35 (one skin file, a PNG named .jpg, is
     refused by deid.io today and left out here). Issue 17 asks recall >= 0.95 and
@@ -502,7 +582,7 @@ def test_learned_score_scores_groups_by_the_model_and_keeps_the_physical_vetoes(
     assert groups
     rows = np.stack([group.features.vector() for group in groups if group.features is not None])
     np.testing.assert_allclose([group.score for group in groups], InkModel.shipped().probability(rows))
-    assert learned.version == "3+model"
+    assert learned.version == "4+model"
     assert learned.detect(np.full((300, 400, 3), 128, np.uint8)) == []
     grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     assert learned.detect(grey) == []
