@@ -23,6 +23,7 @@ Run it on a quiet machine: every figure is wall-clock time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -109,8 +110,8 @@ def floor(paths: list[Path], encoder: str, processes: int) -> float:
     """
     jobs = [(str(p), encoder) for p in paths]
     best = float("inf")
-    with ProcessPoolExecutor(processes) as pool:
-        run = pool.map if processes > 1 else map
+    with ProcessPoolExecutor(processes) if processes > 1 else contextlib.nullcontext() as pool:
+        run = pool.map if pool is not None else map
         list(run(_floor_one, jobs[:processes]))
         for _ in range(2):
             started = time.perf_counter()

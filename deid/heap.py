@@ -1,4 +1,4 @@
-"""Keep a long-running worker's heap from holding memory it has freed.
+"""A long-running worker's memory: freed buffers go back to the system, scratch memory after each run.
 
 A worker decodes one photo after another and runs networks on images of
 different sizes, so it allocates and frees buffers of one to a few tens of
@@ -12,7 +12,10 @@ every detector, one process): resident memory grew by 960 MB with the dynamic
 threshold and by 560 MB with it fixed at 1 MB, at the same speed.
 
 :func:`bound_heap` fixes the threshold once per process. It is a no-op where
-the C library is not glibc (macOS, musl).
+the C library is not glibc (macOS, musl). :func:`worker_environment` is what a
+batch worker is started with (transparent huge pages), and
+:func:`huge_pages_active` tells a process whether it was, which is when
+:mod:`deid.detect.runtime` returns each network's scratch memory after a run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worker's heap returns freed image-sized buffers to the system (deid.heap)."""
+"""A worker's memory (deid.heap): freed image-sized buffers go back to the system; workers start with huge pages."""
 
 from __future__ import annotations
 

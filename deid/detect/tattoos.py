@@ -182,9 +182,6 @@ _SEED_CR = (133.0, 180.0)
 _SEED_CB = (77.0, 135.0)
 _SEED_MIN_Y = 30.0
 _MIN_SEED_PIXELS = 200
-# The historical floor (tattoos.ink@3), kept as the helper's default; the detector reads
-# min_skin_chroma (5: pale skin in cool light measures 6-8, a black-and-white picture 0-2).
-_MIN_SKIN_CHROMA = 8.0
 # Evidence is clipped this far from 0 and 1 before calibration, so its logit stays finite.
 _EVIDENCE_FLOOR = 0.01
 
@@ -793,7 +790,7 @@ def _skin_mask(
     hue_deg: float,
     chroma_ratio: float,
     lab: npt.NDArray[np.uint8] | None = None,
-    min_chroma: float = _MIN_SKIN_CHROMA,
+    min_chroma: float = float(_OPTIONS["min_skin_chroma"]),
 ) -> BoolMask | None:
     """This image's skin by its own hue and chroma, or ``None`` when it shows too little skin.
 
