@@ -19,19 +19,46 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-import openvino
 
 from deid.errors import DetectorError
 from deid.heap import huge_pages_active
 
 logger = logging.getLogger(__name__)
+
+
+def _import_openvino_offline() -> ModuleType:
+    """Import OpenVINO with its usage telemetry declined.
+
+    ``import openvino`` imports its model converter, which reports the import
+    to Google Analytics from a process it spawns (about 45 MB, one per worker)
+    and writes a client id under ``~/intel``, unless a consent file says no:
+    the absence of one counts as yes. deid runs without network and must not
+    phone home from a contributor's batch, so the import runs with ``CI=true``,
+    the converter's own switch for declining (``disable_in_ci``); the declined
+    state is kept by its telemetry singleton for the life of the process.
+    """
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        import openvino
+    finally:
+        if saved is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = saved
+    return openvino
+
+
+openvino = _import_openvino_offline()
 
 Dimension = int | str
 """A fixed size, or the name of a symbolic (free) dimension."""
