@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,31 +75,93 @@ _UNNEEDED_SERVICES = {
 }
 
 
+class _ThreadedApiServer:
+    """Prefect's ephemeral API served by uvicorn on a thread of this process.
+
+    Prefect's own ``SubprocessASGIServer`` starts a second interpreter that
+    imports Prefect again: about 260 MB and 4 s of CPU for a server that
+    answers a few requests an image. In a thread it shares this process's
+    imports (about 70 MB more here) and its start-up; the orchestrating
+    process is otherwise idle while the workers run, so the GIL is not contended.
+    """
+
+    def __init__(self) -> None:
+        import uvicorn
+        from prefect.server.api.server import create_app
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        port = self._socket.getsockname()[1]
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        app = create_app(ephemeral=True, final=True, ignore_cache=True)
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="prefect-api", daemon=True
+        )
+
+    def start(self, *, timeout_s: float = 60.0) -> None:
+        """Serve, and return once the API answers (migrations done); raise when it cannot start."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the temporary Prefect API stopped while starting (see the log above)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the temporary Prefect API did not start within {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Finish the requests in flight and stop serving."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+@contextmanager
+def _this_process_uses(api_url: str) -> Iterator[None]:
+    """Point this process, every thread of it included, and the processes it starts at ``api_url``.
+
+    Children read the environment. This process read its settings when it
+    imported Prefect, and Prefect's background threads (events, logs, the task
+    runner's message forwarding) read the process-global settings context, not
+    the calling thread's, so that global is replaced for the block, as Prefect's own
+    test harness does (a private helper of the pinned Prefect 3.8).
+    """
+    from prefect.context import SettingsContext, _temporary_global_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with _exported({"PREFECT_API_URL": api_url}), temporary_settings({PREFECT_API_URL: api_url}):
+        context = SettingsContext.get()
+        assert context is not None  # temporary_settings just entered one
+        with _temporary_global_settings_context(context):
+            yield
+
+
 @contextmanager
 def shared_api_server() -> Iterator[None]:
     """One temporary Prefect API for this process and its worker processes, when none is configured.
 
     Without it each worker process of a process pool would start a temporary
     server of its own (about ten seconds each, and SQLite lock errors on the
-    shared Prefect database). The server is Prefect's own ephemeral one, without the
-    services that only keep history (``_UNNEEDED_SERVICES``); its address is exported so
-    child processes inherit it. A configured API (a scheduled run's server) is used as it is.
+    shared Prefect database). The server is Prefect's own ephemeral app, served on
+    a thread of this process (:class:`_ThreadedApiServer`), without the services
+    that only keep history (``_UNNEEDED_SERVICES``, read from the environment when
+    the services start). A configured API (a scheduled run's server) is used as it is.
     """
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
         yield
         return
-    server = SubprocessASGIServer()
-    with _exported(_UNNEEDED_SERVICES):  # the server process copies the environment when it starts
+    with _exported(_UNNEEDED_SERVICES):
+        server = _ThreadedApiServer()
         server.start()
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        yield
-    finally:
-        from prefect.logging.handlers import APILogHandler
+        try:
+            with _this_process_uses(server.api_url):
+                yield
+        finally:
+            from prefect.logging.handlers import APILogHandler
 
-        APILogHandler().flush()  # the run's last log lines reach the server before it stops
-        os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+            APILogHandler().flush()  # the run's last log lines reach the server before it stops
+            server.stop()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,66 @@ def test_worker_processes_started_by_a_run_get_huge_pages_and_the_environment_is
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if thp.exists() and "[never]" not in thp.read_text():
         assert seen, "a worker spawned inside the block did not start with huge pages"
+
+
+_SERVER_PROBE = textwrap.dedent(
+    """
+    import os
+    import httpx
+    import psutil
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import TaskRunSort
+    from prefect.task_runners import ProcessPoolTaskRunner
+    from flows.common import shared_api_server
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def squares() -> int:
+        return square.submit(7).result()
+
+    if __name__ == "__main__":
+        with shared_api_server():
+            url = os.environ["PREFECT_API_URL"]
+            healthy = httpx.get(url + "/health").status_code
+            result = squares()
+            servers = [
+                child.pid
+                for child in psutil.Process().children(recursive=True)
+                if "uvicorn" in " ".join(child.cmdline())
+            ]
+            with get_client(sync_client=True) as client:
+                runs = client.read_task_runs(limit=50, sort=TaskRunSort.EXPECTED_START_TIME_DESC)
+                task_runs = [run.name for run in runs]
+        print(healthy, result, len(servers), any(name.startswith("square") for name in task_runs))
+        print(os.environ.get("PREFECT_API_URL"))
+        try:
+            httpx.get(url + "/health", timeout=2)
+            print("still serving")
+        except httpx.HTTPError:
+            print("stopped")
+    """
+)
+
+
+def test_the_shared_api_runs_in_this_process_serves_the_worker_processes_and_stops(tmp_path: Path) -> None:
+    """One API for the run, on a thread here: no second interpreter, a worker's task run reaches it, gone after."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(_SERVER_PROBE, "utf-8")
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "PYTHONPATH": str(root), "PREFECT_HOME": str(tmp_path / "prefect")}
+    environment.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [sys.executable, str(probe)], env=environment, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, url, after = done.stdout.strip().splitlines()[-3:]
+    healthy, result, servers, reported = first.split()
+    assert (healthy, result) == ("200", "49")
+    assert servers == "0", "Prefect started a server process of its own beside the shared one"
+    assert reported == "True", "the worker process's task run did not reach the shared API"
+    assert url == "None", "the API address outlived the block"
+    assert after == "stopped"
