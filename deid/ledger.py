@@ -27,7 +27,20 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from deid.errors import LedgerError, TransientError
 from deid.ids import new_case_id, new_image_id
-from deid.types import Action, Box, Case, CaseImage, Decision, ImageRecord, Match, Region, RegionKind, ShotType, Status
+from deid.types import (
+    MAX_CALIBRATION_CHARS,
+    Action,
+    Box,
+    Case,
+    CaseImage,
+    Decision,
+    ImageRecord,
+    Match,
+    Region,
+    RegionKind,
+    ShotType,
+    Status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +99,11 @@ regions = sa.Table(
     sa.Column("score", sa.Float, nullable=False),
     sa.Column("source", sa.String(200), nullable=False),
     sa.Column("note", sa.Text, nullable=False, default=""),
+    # Added after the first ledgers were written: nullable, and added to older databases on open.
+    sa.Column("calibration", sa.String(MAX_CALIBRATION_CHARS), nullable=True),
+    sa.Column("raw_score", sa.Float, nullable=True),
 )
+_ADDED_REGION_COLUMNS = ("calibration", "raw_score")
 
 decisions = sa.Table(
     "decisions",
@@ -238,6 +255,7 @@ class Ledger:
             if url.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             metadata.create_all(self.engine)
+            _add_missing_columns(self.engine, regions, _ADDED_REGION_COLUMNS)
         except SQLAlchemyError as error:
             raise LedgerError(
                 f"cannot open ledger at {_redact_url(url)}: {_describe(error)}", hint="check [ledger] url"
@@ -462,6 +480,8 @@ class Ledger:
                             "score": float(r.score),
                             "source": r.source,
                             "note": r.note,
+                            "calibration": r.calibration,
+                            "raw_score": None if r.raw_score is None else float(r.raw_score),
                         }
                         for r in found
                     ],
@@ -597,7 +617,15 @@ class Ledger:
             image_format=row.format,
             staged_sha256=row.staged_sha256,
             regions=tuple(
-                Region(RegionKind(r.kind), Box(r.left, r.top, r.right, r.bottom), r.score, r.source, r.note)
+                Region(
+                    RegionKind(r.kind),
+                    Box(r.left, r.top, r.right, r.bottom),
+                    r.score,
+                    r.source,
+                    r.note,
+                    r.calibration,
+                    None if r.raw_score is None else float(r.raw_score),
+                )
                 for r in found
             ),
             matches=tuple(
@@ -722,6 +750,38 @@ def _case_to_json(case: Case) -> dict[str, Any]:
             data[key] = sorted(value)
     data["images"] = [{"file": image.file, "shot_type": image.shot_type} for image in case.images]
     return data
+
+
+def _add_missing_columns(engine: Engine, table: sa.Table, names: Sequence[str]) -> None:
+    """Add the nullable ``names`` of ``table`` that a database written by an older deid lacks.
+
+    ``create_all`` creates missing tables but never alters one, so a ledger
+    from before a column existed gets it here; old rows read it as ``NULL``.
+    Another process opening the same ledger may add a column first: a failed
+    ``ALTER`` is an error only if the column is still missing afterwards.
+
+    Raises
+    ------
+    SQLAlchemyError
+        If a column is missing and cannot be added.
+    """
+    present = {column["name"] for column in sa.inspect(engine).get_columns(table.name)}
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        assert column.nullable, "only nullable columns can be added to rows that exist"
+        kind = column.type.compile(dialect=engine.dialect)
+        preparer = engine.dialect.identifier_preparer
+        statement = f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(name)} {kind}"
+        try:
+            with engine.begin() as connection:
+                connection.execute(sa.text(statement))
+        except SQLAlchemyError:
+            if name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                raise
+        else:
+            logger.info("ledger: added column %s.%s", table.name, name)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,6 +8,7 @@ they serialise as their value. Past :func:`deid.io.load_image` an image is a
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -17,6 +18,9 @@ import numpy.typing as npt
 
 RGBImage: TypeAlias = npt.NDArray[np.uint8]
 """An upright ``H x W x 3`` ``uint8`` RGB image."""
+
+MAX_CALIBRATION_CHARS = 64
+"""The longest calibration table name a region's JSON form may carry (also the ledger column's width)."""
 
 
 class RegionKind(enum.StrEnum):
@@ -161,6 +165,15 @@ class Region:
 
     ``source`` is ``"<detector>@<version>"`` or ``"review:<reviewer>"``;
     ``note`` says in words why the region was flagged (for a reviewer).
+
+    ``calibration`` and ``raw_score`` say where ``score`` came from when a
+    calibration table made it: the table's name in the detector's
+    ``[detection.detectors."<name>".calibration]`` (``"mediapipe_only"``,
+    ``"standalone"``, ``"legible"``, ...) and the detector's own value the
+    table read. Both are ``None`` for a score no table made (an option score,
+    a Platt fit, a reviewer's box) and for regions stored before they existed.
+    They describe the detector's reading, so they stay when case evidence
+    (:mod:`deid.evidence`) later lowers ``score``.
     """
 
     kind: RegionKind
@@ -168,20 +181,34 @@ class Region:
     score: float
     source: str
     note: str = ""
+    calibration: str | None = None
+    raw_score: float | None = None
 
     def to_json(self) -> dict[str, object]:
-        """JSON form used by the CLI and reports (box as ``[x, y, w, h]``)."""
-        return {
+        """JSON form used by the CLI, ledger, review store and reports (box as ``[x, y, w, h]``).
+
+        ``calibration`` and ``raw_score`` are written only when set (the raw
+        value unrounded, since feedback reads it back through the table).
+        """
+        data: dict[str, object] = {
             "kind": str(self.kind),
             "box": self.box.to_xywh(),
             "score": round(float(self.score), 4),
             "source": self.source,
             "note": self.note,
         }
+        if self.calibration is not None:
+            data["calibration"] = self.calibration
+        if self.raw_score is not None:
+            data["raw_score"] = float(self.raw_score)
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> Region:
         """Read :meth:`to_json`'s form back (scores as stored, rounded to 4 places).
+
+        Rows written before ``calibration`` and ``raw_score`` existed have
+        neither key and read back with both ``None``.
 
         Raises
         ------
@@ -194,15 +221,41 @@ class Region:
             box = data["box"]
             if not (isinstance(box, list | tuple) and len(box) == 4):
                 raise ValueError(f"a region box is [x, y, w, h], got {box!r}")
+            calibration, raw_score = cls.provenance_from_json(data)
             return cls(
                 RegionKind(str(data["kind"])),
                 Box.from_xywh(*(float(v) for v in box)),
                 float(data["score"]),
                 str(data.get("source", "")),
                 str(data.get("note", "")),
+                calibration,
+                raw_score,
             )
         except (KeyError, TypeError) as error:
             raise ValueError(f"not a region: {error!r}") from error
+
+    @staticmethod
+    def provenance_from_json(data: Mapping[str, object]) -> tuple[str | None, float | None]:
+        """``(calibration, raw_score)`` of a region's JSON form; ``(None, None)`` where the keys are absent.
+
+        Raises
+        ------
+        ValueError
+            If ``calibration`` is not a non-empty string of at most
+            :data:`MAX_CALIBRATION_CHARS` characters, or ``raw_score`` is not
+            a finite number.
+        """
+        calibration = data.get("calibration")
+        raw_score = data.get("raw_score")
+        if calibration is not None and not (
+            isinstance(calibration, str) and 0 < len(calibration) <= MAX_CALIBRATION_CHARS
+        ):
+            raise ValueError(f"a region's calibration is a table name, got {calibration!r}")
+        if raw_score is not None and not (
+            isinstance(raw_score, int | float) and not isinstance(raw_score, bool) and math.isfinite(raw_score)
+        ):
+            raise ValueError(f"a region's raw_score is a finite number, got {raw_score!r}")
+        return calibration, None if raw_score is None else float(raw_score)
 
 
 @dataclass(frozen=True, slots=True)

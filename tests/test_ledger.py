@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from deid.errors import LedgerError
 from deid.ledger import Ledger
@@ -89,6 +90,52 @@ def test_results_regions_decisions_and_audit_trail(ledger: Ledger) -> None:
     # Re-recording replaces regions rather than piling them up.
     ledger.record_result(record.image_id, status=Status.HELD, reasons=["review"], actor="policy", found=[face])
     assert ledger.regions_of(record.image_id) == [face]
+
+
+def test_regions_keep_their_calibration_provenance(ledger: Ledger) -> None:
+    ledger.register_contribution(_case(), batch="b")
+    record = ledger.register_image(
+        contribution_id="c1", position=1, original_name="x.jpg", shot_type=None, sha256="cd" * 32
+    )
+    face = Region(RegionKind.FACE, Box(1, 2, 30, 40), 0.3, "faces.ensemble@1", "seen", "mediapipe_only", 0.7500001)
+    drawn = Region(RegionKind.TEXT, Box(5, 5, 9, 9), 1.0, "review:ana")
+    decision = Decision(Action.HOLD, (face, drawn), ("face held",))
+    ledger.record_result(
+        record.image_id, status=Status.HELD, reasons=decision.reasons, actor="policy", decision=decision, found=[face]
+    )
+    assert ledger.regions_of(record.image_id) == [face]
+    recorded = ledger.latest_decision(record.image_id)
+    assert recorded is not None and recorded.decision.regions == (face, drawn)
+
+
+def test_a_ledger_from_before_region_provenance_opens_reads_and_writes(ledger: Ledger) -> None:
+    """Its regions table lacks the two columns: opening adds them, old rows read as no provenance."""
+    ledger.register_contribution(_case(), batch="b")
+    record = ledger.register_image(
+        contribution_id="c1", position=1, original_name="x.jpg", shot_type=None, sha256="cd" * 32
+    )
+    url = ledger.url
+    with ledger.engine.begin() as connection:  # back to the schema older deid versions wrote
+        connection.exec_driver_sql("ALTER TABLE regions DROP COLUMN calibration")
+        connection.exec_driver_sql("ALTER TABLE regions DROP COLUMN raw_score")
+        connection.execute(
+            sa.text(
+                'INSERT INTO regions (image_id, kind, "left", top, "right", bottom, score, source, note) '
+                "VALUES (:image_id, 'face', 1, 2, 30, 40, 0.3, 'faces.ensemble@1', 'old note')"
+            ),
+            {"image_id": record.image_id},
+        )
+    ledger.close()
+    reopened, again = Ledger(url), Ledger(url)  # a second process finds the columns already there
+    try:
+        old = Region(RegionKind.FACE, Box(1, 2, 30, 40), 0.3, "faces.ensemble@1", "old note")
+        assert reopened.regions_of(record.image_id) == [old]
+        new = Region(RegionKind.FACE, Box(1, 2, 30, 40), 0.3, "faces.ensemble@1", "new", "agreed", 0.3)
+        reopened.record_result(record.image_id, status=Status.HELD, reasons=["r"], actor="policy", found=[new])
+        assert again.regions_of(record.image_id) == [new]
+    finally:
+        reopened.close()
+        again.close()
 
 
 def test_contribution_status_changes_are_audited(ledger: Ledger) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deid.types import Box, Fingerprint, Region, RegionKind
+from deid.types import Action, Box, Decision, Fingerprint, Region, RegionKind
 from tests.strategies import boxes
 
 
@@ -53,6 +56,57 @@ def test_region_json_writes_boxes_as_xywh() -> None:
         "source": "faces.x@1",
         "note": "why",
     }
+
+
+@st.composite
+def _stored_regions(draw: st.DrawFn) -> Region:
+    """Regions as the JSON form stores them (scores on 4 places), with or without their provenance."""
+    box = draw(boxes())
+    calibrated = draw(st.booleans())
+    return Region(
+        draw(st.sampled_from(list(RegionKind))),
+        box,
+        draw(st.integers(0, 10_000)) / 10_000,
+        draw(st.sampled_from(["faces.ensemble@1", "body.nudenet@2", "review:ana"])),
+        draw(st.text(max_size=40)),
+        draw(st.sampled_from(["agreed", "standalone", "legible"])) if calibrated else None,
+        draw(st.floats(allow_nan=False, allow_infinity=False)) if calibrated else None,
+    )
+
+
+@given(_stored_regions())
+def test_region_json_round_trips_with_and_without_provenance(region: Region) -> None:
+    stored = json.loads(json.dumps(region.to_json()))
+    assert Region.from_json(stored) == region
+    assert ("calibration" in stored) is (region.calibration is not None), "written only when set"
+    assert ("raw_score" in stored) is (region.raw_score is not None), "written only when set"
+
+
+def test_region_json_from_before_provenance_still_loads() -> None:
+    """A row written before regions carried ``calibration`` and ``raw_score`` (ledger decisions, review store)."""
+    old = {"kind": "face", "box": [10, 20, 30, 60], "score": 0.3, "source": "faces.ensemble@1", "note": "why"}
+    region = Region.from_json(old)
+    assert region == Region(RegionKind.FACE, Box(10, 20, 40, 80), 0.3, "faces.ensemble@1", "why")
+    assert region.calibration is None and region.raw_score is None
+    decision = Decision.from_json({"action": "hold", "reasons": ["r"], "regions": [old], "crop": None})
+    assert decision == Decision(Action.HOLD, (region,), ("r",))
+
+
+@pytest.mark.parametrize(
+    "provenance",
+    [
+        pytest.param({"calibration": 3}, id="calibration-not-a-string"),
+        pytest.param({"calibration": ""}, id="calibration-empty"),
+        pytest.param({"calibration": "x" * 65}, id="calibration-too-long"),
+        pytest.param({"raw_score": "0.7"}, id="raw-a-string"),
+        pytest.param({"raw_score": True}, id="raw-a-bool"),
+        pytest.param({"raw_score": math.nan}, id="raw-nan"),
+        pytest.param({"raw_score": math.inf}, id="raw-infinite"),
+    ],
+)
+def test_region_json_refuses_bad_provenance(provenance: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"calibration|raw_score"):
+        Region.from_json({"kind": "face", "box": [0, 0, 5, 5], "score": 0.5, **provenance})
 
 
 def test_fingerprint_distance_counts_bits_and_refuses_other_methods() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -224,7 +225,7 @@ def detect_regions(
                 continue
             box = region.box.scale(scale).clip(image.shape) if scale != 1.0 else region.box.clip(image.shape)
             if not box.is_empty:
-                found.append(Region(region.kind, box, region.score, region.source, region.note))
+                found.append(replace(region, box=box))
     logger.debug("found %d regions with %d detectors", len(found), len(detectors))
     return found
 

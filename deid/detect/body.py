@@ -140,7 +140,8 @@ class NudenetBodyDetector:
             return []
         context = float(class_scores[:, self._context].max())
         on_body = context >= self.options["context_score"]
-        table = self.calibration["in_context" if on_body else "standalone"]
+        calibration = "in_context" if on_body else "standalone"
+        table = self.calibration[calibration]
         where = f"on a body (context {context:.2f})" if on_body else f"no body around it (context {context:.2f})"
         factor = side / self.input_side_px
         centers, sizes = output[keep, :2] * factor, output[keep, 2:4] * factor
@@ -151,14 +152,17 @@ class NudenetBodyDetector:
         for index in np.asarray(chosen, dtype=int).reshape(-1):
             box = Box.from_xywh(*xywh[index]).clip(image.shape)
             label = NUDENET_CLASSES[int(best[keep][index])]
+            raw = float(scores[keep][index])
             if not box.is_empty:
                 regions.append(
                     Region(
                         RegionKind.SENSITIVE_BODY,
                         box,
-                        table(float(scores[keep][index])),
+                        table(raw),
                         f"{self.name}@{self.version}",
-                        f"NudeNet {label.lower().replace('_', ' ')} {float(scores[keep][index]):.2f}, {where}",
+                        f"NudeNet {label.lower().replace('_', ' ')} {raw:.2f}, {where}",
+                        calibration=calibration,
+                        raw_score=raw,
                     )
                 )
         return regions

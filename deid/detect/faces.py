@@ -492,7 +492,7 @@ class FaceEnsembleDetector:
         return merged
 
     def _calibrated(self, face: Region, found: Sequence[Region]) -> Region:
-        """``face`` scored by the calibration table of the members that saw it."""
+        """``face`` scored by the calibration table of the members that saw it, naming the table and raw score."""
         support = {"mediapipe": 0.0, "centerface": 0.0}
         for region in found:
             member = region.source.split("@")[0].split(".")[-1]
@@ -508,7 +508,8 @@ class FaceEnsembleDetector:
             return face
         raw = max(support.values())
         score = self.calibration[table](raw)
-        return Region(face.kind, face.box, score, face.source, f"{face.note}; seen by {seen} ({raw:.2f})")
+        note = f"{face.note}; seen by {seen} ({raw:.2f})"
+        return Region(face.kind, face.box, score, face.source, note, calibration=table, raw_score=float(raw))
 
     def _unexplained_heads(self, heads: Sequence[Region], faces: Sequence[Region]) -> list[Region]:
         confident = [face.box for face in faces if face.score >= self.options["confident_score"]]

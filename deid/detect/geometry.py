@@ -8,6 +8,7 @@ times; :func:`merge_regions` folds those into one region per object.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -116,5 +117,6 @@ def merge_regions(regions: Sequence[Region], *, min_iou: float, source: str | No
         for region in cluster[1:]:
             box = box.union(region.box)
         notes = list(dict.fromkeys(region.note for region in cluster if region.note))
-        merged.append(Region(lead.kind, box, lead.score, source or lead.source, "; ".join(notes)))
+        # The score is the lead's, and so is its provenance (calibration, raw_score).
+        merged.append(replace(lead, box=box, source=source or lead.source, note="; ".join(notes)))
     return merged

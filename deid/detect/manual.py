@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from deid.config import DetectorSettings
 from deid.errors import ConfigError
@@ -87,7 +88,7 @@ class ManualRegions:
                 math.ceil(region.box.bottom * scale_y),
             ).clip(image.shape)
             if not box.is_empty:
-                found.append(Region(region.kind, box, region.score, region.source, region.note))
+                found.append(replace(region, box=box))
         return found
 
 

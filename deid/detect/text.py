@@ -164,11 +164,14 @@ class RapidOcrTextDetector:
         regions: list[Region] = []
         for index, region in enumerate(merged):
             score = region.score
+            calibration: str | None = None
+            raw_score: float | None = None
             if index in readings:
                 text, read_score = readings[index]
                 if is_legible(text, read_score, min_score=self.options["min_read_score"]):
                     # Readable text is always identifying: the table never goes below redaction.
-                    score = self.calibration["legible"](read_score)
+                    calibration, raw_score = "legible", float(read_score)
+                    score = self.calibration[calibration](raw_score)
                     note = f"text read as {text!r} (confidence {read_score:.2f})"
                 elif self._is_print_shaped(region.box, bgr):
                     score = self.options["print_score"]
@@ -178,7 +181,7 @@ class RapidOcrTextDetector:
                     note = "nothing legible at any reading pass and not shaped like print: skin texture"
             else:
                 note = "text-shaped region (not read: only the largest lines are read)"
-            regions.append(Region(RegionKind.TEXT, region.box, score, region.source, note))
+            regions.append(Region(RegionKind.TEXT, region.box, score, region.source, note, calibration, raw_score))
         return regions
 
     def _is_print_shaped(self, box: Box, bgr: np.ndarray[Any, Any]) -> bool:

@@ -23,21 +23,24 @@ with the box removed. Doubt counts as confirmed.
 
 Which score the tables read
 ---------------------------
-A table maps a detector's raw evidence to a probability; the ledger keeps only
-the probability (:class:`~deid.types.Region` has no raw field, and the
-detectors are not this module's to change). Two facts make that enough:
+A table maps a detector's raw evidence to a probability. Every region a
+table scored names it: :attr:`~deid.types.Region.calibration` is the table
+and :attr:`~deid.types.Region.raw_score` the detector's value it read (both
+kept when the case evidence of :mod:`deid.evidence` lowers the score for the
+policy). An answer is placed at that raw value, through the table of the
+configuration given (so a batch run under an older table is still read
+right), and tables are non-decreasing, so bins are taken on the table's own
+output and each bin edge is mapped back to raw through the table's
+generalised inverse (:func:`invert_table`: the smallest raw reaching that
+probability, exact on strictly increasing segments).
 
-- the table that scored a region is named by the note its detector writes
-  (:data:`TABLE_MARKERS`; ``tests/review/test_feedback.py`` checks the
-  detectors still write them);
-- tables are non-decreasing, so bins are taken on the table's own output (the
-  detector's score, read from the ledger's regions, before the case evidence
-  of :mod:`deid.evidence` lowers it for the policy) and each bin edge is
-  mapped back to raw through the table's generalised inverse
-  (:func:`invert_table`: the smallest raw reaching that probability, exact on
-  strictly increasing segments). A region's own raw is recovered the same
-  way, for the report. Run this with the configuration the batch ran with:
-  the inverse is taken through the tables of the configuration given.
+A region recorded by an older deid has neither field. For those only (a
+fallback, so existing workspaces still get proposals), the table is told by a
+phrase of the note its detector wrote (:data:`TABLE_MARKERS`,
+:func:`table_of`), the detector's score is read from the ledger's regions
+(before the case evidence) and its raw value recovered through the inverse:
+run that with the configuration the batch ran with. Rewording a note changes
+nothing for regions recorded with their provenance.
 
 The rule (privacy first, :func:`propose_table`)
 ------------------------------------------------
@@ -130,7 +133,12 @@ class Zone(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TableMarker:
-    """How to tell which calibration table scored a region: its detector and a phrase of the note it writes."""
+    """How to tell which table scored a region stored without its provenance: its detector and a note phrase.
+
+    Only a fallback for regions recorded before :class:`~deid.types.Region`
+    carried ``calibration`` (see the module docstring); the phrases are what
+    the detectors wrote then.
+    """
 
     detector: str
     table: str
@@ -155,7 +163,7 @@ TABLE_MARKERS: tuple[TableMarker, ...] = (
     # deid/detect/text.py RapidOcrTextDetector.detect: legible text only; unreadable text has fixed scores
     TableMarker("text.rapidocr", "legible", "text read as ", at_start=True),
 )
-"""The calibration tables feedback can propose for, and the note phrase that names each."""
+"""The note phrase that named each calibration table before regions carried ``calibration`` (a fallback)."""
 
 
 def detector_name(source: str) -> str:
@@ -164,7 +172,20 @@ def detector_name(source: str) -> str:
 
 
 def table_of(region: Region) -> str | None:
-    """The calibration table that scored ``region``, or ``None`` (no table: an option score, Platt, a reviewer)."""
+    """The calibration table that scored ``region``, or ``None`` (no table: an option score, Platt, a reviewer).
+
+    ``region.calibration`` when set; for a region stored before regions
+    carried it, the table its note names (:data:`TABLE_MARKERS`).
+
+    Examples
+    --------
+    >>> from deid.types import Box
+    >>> face = Region(RegionKind.FACE, Box(0, 0, 9, 9), 0.3, "faces.ensemble@1", "reworded", "mediapipe_only", 0.75)
+    >>> table_of(face), table_of(Region(RegionKind.FACE, Box(0, 0, 9, 9), 1.0, "review:ana"))
+    ('mediapipe_only', None)
+    """
+    if region.calibration is not None:
+        return region.calibration
     return next((marker.table for marker in TABLE_MARKERS if marker.matches(region)), None)
 
 
@@ -230,10 +251,15 @@ def reviewer_answers(
 class RegionOutcome:
     """One model region a person reviewed, and what they answered.
 
-    ``score`` is what the policy acted on (the review item's box);
-    ``detector_score`` is the detector's calibrated score from the ledger
-    (before case evidence; the item's score when the ledger has no such box);
-    ``raw`` is that score mapped back through ``table`` (``None`` without one).
+    ``score`` is what the policy acted on (the review item's box). ``table``
+    is the region's ``calibration`` and ``raw`` its ``raw_score`` (the
+    detector's own value); ``detector_score`` is what the configured table
+    gives that raw value, before case evidence. Without a configured table,
+    ``table`` and ``raw`` are ``None`` and ``detector_score`` is the
+    detector's score. For a region stored without its provenance,
+    ``table`` is named by its note, ``detector_score`` is the detector's
+    calibrated score from the ledger (the item's score when the ledger has no
+    such box) and ``raw`` that score mapped back through ``table``.
     """
 
     item_id: str
@@ -268,34 +294,57 @@ def item_outcomes(
     item
         A review item (pending and non-image items give ``()``).
     detected
-        The detectors' regions the ledger recorded for the image.
+        The detectors' regions the ledger recorded for the image (read only
+        for regions without ``calibration``).
     tables
         Calibration tables by detector, then table name (the configuration's).
     """
     outcomes: list[RegionOutcome] = []
     for model, answer in reviewer_answers(item, min_iou=min_iou, min_cover_frac=min_cover_frac):
         shown = model.region
-        found = next(
-            (r for r in detected if r.kind is shown.kind and r.box == shown.box and r.source == shown.source), shown
-        )
         detector = detector_name(shown.source)
-        table = table_of(found)
-        points = tables.get(detector, {}).get(table) if table is not None else None
+        table, raw, detector_score = _reading(shown, detected, tables.get(detector, {}))
         outcomes.append(
             RegionOutcome(
                 item_id=item.item_id,
                 image_id=item.subject,
                 kind=shown.kind,
                 detector=detector,
-                table=table if points is not None else None,
+                table=table,
                 score=float(shown.score),
-                detector_score=float(found.score),
-                raw=invert_table(points, float(found.score)) if points is not None else None,
+                detector_score=detector_score,
+                raw=raw,
                 answer=answer,
                 audit=item.audit,
             )
         )
     return tuple(outcomes)
+
+
+def _reading(
+    shown: Region, detected: Sequence[Region], tables: Mapping[str, Points]
+) -> tuple[str | None, float | None, float]:
+    """``(table, raw, detector score)`` of a reviewed region, by :class:`RegionOutcome`'s rules.
+
+    ``tables`` are the detector's. A region without ``calibration`` is looked
+    up among the ledger's ``detected`` regions (same kind, box and source):
+    stored before regions carried their provenance, or scored by no table.
+    """
+    found = shown
+    if shown.calibration is None:
+        same = (r for r in detected if r.kind is shown.kind and r.box == shown.box and r.source == shown.source)
+        found = next(same, shown)
+    if found.calibration is not None and found.raw_score is not None:
+        points = tables.get(found.calibration)
+        if points is None:
+            return None, None, float(found.score)
+        return found.calibration, float(found.raw_score), evaluate_table(points, found.raw_score)
+    # The fallback for regions stored without their provenance: the note names the table, the inverse the raw.
+    table = table_of(found)
+    points = tables.get(table) if table is not None else None
+    if points is None:
+        return None, None, float(found.score)
+    return table, invert_table(points, float(found.score)), float(found.score)
 
 
 def calibration_tables(config: Config) -> dict[str, dict[str, Points]]:

@@ -121,7 +121,8 @@ class ReviewRegion:
         Parameters
         ----------
         data
-            ``{"kind", "box": [x, y, w, h], "score"?, "source"?, "note"?, "mode"?, "dismissed"?}``.
+            ``{"kind", "box": [x, y, w, h], "score"?, "source"?, "note"?, "calibration"?, "raw_score"?,
+            "mode"?, "dismissed"?}``.
         shape
             ``(height, width)`` of the upright image: the box is clipped to it
             and must keep at least one pixel.
@@ -158,7 +159,10 @@ class ReviewRegion:
                 raise ValueError("a region box lies outside the image")
         note = str(data.get("note", ""))[:MAX_NOTE_CHARS]
         given_source = str(data.get("source") or source or "review")[:200]
-        return cls(Region(kind, parsed, float(score), given_source, note), mode, bool(data.get("dismissed", False)))
+        # A model box keeps its provenance through the page and back (the page echoes what it was sent).
+        calibration, raw_score = Region.provenance_from_json(data)
+        region = Region(kind, parsed, float(score), given_source, note, calibration, raw_score)
+        return cls(region, mode, bool(data.get("dismissed", False)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Workspaces are the review batch (tests/review/workspaces.py, built by the real pipeline) plus, for
 the counts a calibration needs, held images recorded the way the pipeline records them: the
-faces.ensemble region a BlazeFace-only face gets (its calibrated score and note), through the real
+faces.ensemble region a BlazeFace-only face gets (its calibrated score, note, table and raw score;
+or, as stored before regions carried their provenance, score and note only), through the real
 policy, into the real ledger and queue. Reviewers answer through the store and the CLI.
 """
 
@@ -26,12 +27,15 @@ from deid.policy import apply_policy
 from deid.review.apply import sync_queue
 from deid.review.feedback import (
     OVERLAY_HEADER,
+    TABLE_MARKERS,
     Answer,
     Zone,
+    calibration_tables,
     evaluate_table,
     feedback_report,
     invert_table,
     isotonic_fit,
+    item_outcomes,
     propose_calibration,
     propose_table,
     read_outcomes,
@@ -51,21 +55,23 @@ from deid.review.queue import (
 )
 from deid.review.store import ReviewStore
 from deid.types import Action, Box, Case, Region, RegionKind, Status
-from tests.review.workspaces import CONFIG, Built
+from tests.review.workspaces import CONFIG, Built, copy_workspace
 
 FACES_SOURCE = "faces.ensemble@mediapipe+centerface+landmarks-0.10.21"
 FACE_BOX = Box(200, 100, 300, 220)
 SHAPE = (400, 600)
 
 
-def _blazeface_only(config: Config, raw: float, box: Box = FACE_BOX) -> Region:
-    """The region FaceEnsembleDetector makes of a face only BlazeFace saw at ``raw``."""
+def _blazeface_only(config: Config, raw: float, box: Box = FACE_BOX, *, legacy: bool = False) -> Region:
+    """The region FaceEnsembleDetector makes of a face only BlazeFace saw at ``raw`` (``legacy``: as stored
+    before regions carried their table and raw score)."""
     table = config.detection.detectors["faces.ensemble"].calibration["mediapipe_only"]
     note = f"mediapipe face (full range); seen by mediapipe only ({raw:.2f})"
-    return Region(RegionKind.FACE, box, evaluate_table(table, raw), FACES_SOURCE, note)
+    region = Region(RegionKind.FACE, box, evaluate_table(table, raw), FACES_SOURCE, note)
+    return region if legacy else dataclasses.replace(region, calibration="mediapipe_only", raw_score=raw)
 
 
-def _hold_faces(built: Built, raws: list[float], *, contribution: str = "fb") -> list[ReviewItem]:
+def _hold_faces(built: Built, raws: list[float], *, contribution: str = "fb", legacy: bool = False) -> list[ReviewItem]:
     """One held image per raw score, recorded as the pipeline records it, queued; their items in order."""
     ledger, config = built.ledger, built.config
     ledger.register_contribution(Case(contribution, "2025-06-14T10:00:00Z", body_parts=frozenset({"arm"})), batch="fb")
@@ -78,7 +84,7 @@ def _hold_faces(built: Built, raws: list[float], *, contribution: str = "fb") ->
             shot_type=None,
             sha256=f"{position:064x}",
         )
-        found = [_blazeface_only(config, raw)]
+        found = [_blazeface_only(config, raw, legacy=legacy)]
         decision = apply_policy(found, config.policy, image_shape=SHAPE)
         assert decision.action is Action.HOLD, decision.reasons
         ledger.record_result(
@@ -216,8 +222,11 @@ def test_an_identifying_exclusion_confirms_what_was_not_dismissed(workspace: Bui
     assert answers == [Answer.CONFIRMED, Answer.NOTHING_THERE]
 
 
-def test_detectors_still_write_the_notes_that_name_their_tables() -> None:
-    """The table markers feedback reads are what the detectors write (faces end to end; others in their source)."""
+def test_detectors_name_their_tables_and_their_notes_still_match_the_fallback() -> None:
+    """Regions name their table; the note markers read for rows stored before still match what detectors write.
+
+    Faces end to end; body and text in their source (tests/detect/test_provenance.py runs them on photos).
+    """
     from deid.detect.body import NudenetBodyDetector
     from deid.detect.calibration import read_calibration
     from deid.detect.faces import FaceEnsembleDetector
@@ -234,7 +243,10 @@ def test_detectors_still_write_the_notes_that_name_their_tables() -> None:
     }
     for table, sources in members.items():
         seen = [Region(RegionKind.FACE, FACE_BOX, 0.8, source) for source in sources]
-        assert table_of(ensemble._calibrated(face, seen)) == table
+        calibrated = ensemble._calibrated(face, seen)
+        assert (calibrated.calibration, calibrated.raw_score) == (table, 0.8)
+        assert table_of(calibrated) == table
+        assert table_of(dataclasses.replace(calibrated, calibration=None, raw_score=None)) == table, "the fallback"
     body = inspect.getsource(NudenetBodyDetector.detect)
     assert '"on a body (context' in body and '"no body around it (context' in body and "}, {where}" in body
     assert 'note = f"text read as {text!r}' in inspect.getsource(RapidOcrTextDetector.detect)
@@ -298,15 +310,16 @@ def test_a_few_answers_change_nothing(workspace: Built, tmp_path: Path, capsys: 
     assert code == EXIT_OK and tomllib.loads(overlay.read_text()) == {}, "no table to add"
 
 
+@pytest.mark.parametrize("legacy", [pytest.param(False, id="provenance"), pytest.param(True, id="stored-before")])
 @pytest.mark.parametrize(
     ("confirmed", "released"),
     [pytest.param(0, True, id="all-nothing-there"), pytest.param(1, False, id="one-real-face")],
 )
 def test_many_nothing_there_answers_lower_the_band_but_never_below_what_a_real_finding_needs(
-    workspace: Built, confirmed: int, released: bool
+    workspace: Built, confirmed: int, released: bool, legacy: bool
 ) -> None:
     store = ReviewStore(workspace.ledger.engine)
-    _answer(store, _hold_faces(workspace, [0.75] * 25), confirmed=confirmed)
+    _answer(store, _hold_faces(workspace, [0.75] * 25, legacy=legacy), confirmed=confirmed)
     (proposal,) = propose_calibration(read_outcomes(store, workspace.ledger, workspace.config), workspace.config)
     rule = workspace.config.policy.rule_for(RegionKind.FACE)
     before, after = proposal.current, proposal.proposed
@@ -324,6 +337,52 @@ def test_many_nothing_there_answers_lower_the_band_but_never_below_what_a_real_f
     assert all(evaluate_table(after, x) >= evaluate_table(before, x) - 1e-9 for x in redacted)
     probabilities = [p for _, p in after]
     assert probabilities == sorted(probabilities) and all(0.0 <= p <= 1.0 for p in probabilities)
+
+
+def test_regions_stored_before_provenance_get_the_same_outcomes_and_proposal(built: Built, tmp_path: Path) -> None:
+    """An existing workspace (score and note only) is read through the note and the inverse, to the same result."""
+    raws = [0.74, 0.745, 0.75, 0.76, 0.77] * 5  # one bin of the review band (raw 0.7375-0.775)
+    found = {}
+    for legacy in (False, True):
+        copy = copy_workspace(built, tmp_path / str(legacy))
+        store = ReviewStore(copy.ledger.engine)
+        _answer(store, _hold_faces(copy, raws, legacy=legacy), confirmed=0)
+        outcomes = [o for o in read_outcomes(store, copy.ledger, copy.config) if o.detector == "faces.ensemble"]
+        assert [o.table for o in outcomes] == ["mediapipe_only"] * len(raws)
+        assert [o.raw for o in outcomes] == pytest.approx(raws)
+        found[legacy] = (outcomes, propose_calibration(outcomes, copy.config))
+        copy.ledger.close()
+    (new, new_proposals), (old, old_proposals) = found[False], found[True]
+    assert [o.detector_score for o in new] == pytest.approx([o.detector_score for o in old])
+    assert new_proposals == old_proposals and new_proposals[0].changed
+
+
+def test_a_reworded_note_changes_nothing_the_region_names_its_table(workspace: Built) -> None:
+    """The table and raw score come from the region, whatever its note (or the ledger box's note) says."""
+    store = ReviewStore(workspace.ledger.engine)
+    (item,) = _hold_faces(workspace, [0.75])
+    _approve(store, _dismiss_all(store, item))
+    decided = store.item(item.item_id)
+    tables = calibration_tables(workspace.config)
+    detected = workspace.ledger.image_details(decided.subject).regions
+    other_phrases = [marker.phrase for marker in TABLE_MARKERS if marker.table != "mediapipe_only"]
+
+    @settings(max_examples=60, deadline=None)
+    @given(note=st.one_of(st.text(max_size=60), st.sampled_from(other_phrases).map(lambda p: f"face{p}0.99)")))
+    def reworded(note: str) -> None:
+        models = tuple(
+            dataclasses.replace(r, region=dataclasses.replace(r.region, note=note)) for r in decided.model_regions
+        )
+        ledger_boxes = [dataclasses.replace(r, note=note, calibration=None, raw_score=None) for r in detected]
+        (outcome,) = item_outcomes(dataclasses.replace(decided, model_regions=models), ledger_boxes, tables)
+        assert (outcome.table, outcome.raw, outcome.answer) == ("mediapipe_only", 0.75, Answer.NOTHING_THERE)
+        table = tables["faces.ensemble"]["mediapipe_only"]
+        assert outcome.detector_score == evaluate_table(table, 0.75)
+
+    reworded()
+    # The same note on a region stored before provenance is what the fallback reads: it would name another table.
+    legacy = dataclasses.replace(decided.model_regions[0].region, note=f"face{other_phrases[0]}0.99)", calibration=None)
+    assert table_of(legacy) != "mediapipe_only"
 
 
 @pytest.mark.parametrize("command", [["feedback"], ["list"], ["add-user", "ana"], ["audit-report"]])

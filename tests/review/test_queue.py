@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,7 +137,7 @@ def test_audit_share_is_close_to_configured() -> None:
 
 @given(
     st.dictionaries(
-        st.sampled_from(["kind", "box", "score", "mode", "dismissed", "note"]),
+        st.sampled_from(["kind", "box", "score", "mode", "dismissed", "note", "calibration", "raw_score"]),
         st.one_of(
             st.none(),
             st.integers(-(10**7), 10**7),
@@ -152,6 +155,19 @@ def test_region_parser_accepts_only_valid_boxes_inside_the_image(data: dict[str,
     box = parsed.region.box
     assert 0 <= box.left < box.right <= 800 and 0 <= box.top < box.bottom <= 600
     assert 0.0 <= parsed.region.score <= 1.0
+    assert parsed.region.calibration is None or 0 < len(parsed.region.calibration) <= 64
+    assert parsed.region.raw_score is None or math.isfinite(parsed.region.raw_score)
+
+
+def test_a_model_box_keeps_its_provenance_through_the_page_and_old_rows_have_none() -> None:
+    """The page echoes a region's JSON back; the review store reads rows written before the fields existed."""
+    model = Region(RegionKind.FACE, Box(10, 20, 110, 140), 0.3, "faces.ensemble@1", "seen", "mediapipe_only", 0.75)
+    region = ReviewRegion(model, dismissed=True)
+    assert ReviewRegion.from_json(json.loads(json.dumps(region.to_json())), shape=(600, 800)) == region
+    old = {key: value for key, value in region.to_json().items() if key not in ("calibration", "raw_score")}
+    parsed = ReviewRegion.from_json(old)
+    assert parsed.region.calibration is None and parsed.region.raw_score is None
+    assert dataclasses.replace(parsed.region, calibration="mediapipe_only", raw_score=0.75) == model
 
 
 def test_passwords_are_salted_scrypt_hashes() -> None:
