@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from deid.errors import is_transient
+from deid.environment import environment_set
+from deid.errors import TransientError, is_transient
 from deid.heap import worker_environment
 
 T = TypeVar("T")
@@ -44,24 +45,9 @@ def surface_deid_logs() -> None:
 
 
 @contextmanager
-def _exported(variables: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for processes started inside the block; restore them after."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
 def worker_processes_environment() -> Iterator[None]:
     """Worker processes started inside this block get :func:`deid.heap.worker_environment` (read at their start)."""
-    with _exported(worker_environment(os.environ)):
+    with environment_set(worker_environment(os.environ)):
         yield
 
 
@@ -104,11 +90,12 @@ class _ThreadedApiServer:
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the temporary Prefect API stopped while starting (see the log above)")
-            if time.monotonic() > deadline:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the temporary Prefect API did not start within {timeout_s:.0f} s")
+                raise TransientError(
+                    "the run's temporary Prefect API did not start (see the log above)",
+                    hint="run again; or set PREFECT_API_URL to a Prefect server",
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -131,7 +118,7 @@ def _this_process_uses(api_url: str) -> Iterator[None]:
     from prefect.context import SettingsContext, _temporary_global_settings_context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with _exported({"PREFECT_API_URL": api_url}), temporary_settings({PREFECT_API_URL: api_url}):
+    with environment_set({"PREFECT_API_URL": api_url}), temporary_settings({PREFECT_API_URL: api_url}):
         context = SettingsContext.get()
         assert context is not None  # temporary_settings just entered one
         with _temporary_global_settings_context(context):
@@ -154,7 +141,7 @@ def shared_api_server() -> Iterator[None]:
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
         yield
         return
-    with _exported(_UNNEEDED_SERVICES):
+    with environment_set(_UNNEEDED_SERVICES):
         server = _ThreadedApiServer()
         server.start()
         try:

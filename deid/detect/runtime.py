@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from deid.environment import environment_set
 from deid.errors import DetectorError
 from deid.heap import huge_pages_active
 
@@ -47,16 +47,8 @@ def _import_openvino_offline() -> ModuleType:
     the converter's own switch for declining (``disable_in_ci``); the declined
     state is kept by its telemetry singleton for the life of the process.
     """
-    saved = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        module = importlib.import_module("openvino")
-    finally:
-        if saved is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = saved
-    return module
+    with environment_set({"CI": "true"}):
+        return importlib.import_module("openvino")
 
 
 openvino = _import_openvino_offline()
