@@ -102,7 +102,8 @@ Measured on ``../shared/devdata/tattoos`` and ``skin`` per split
 Known limits: solid fills are found only when dense and dark (faded
 blackwork is missed); orange or yellow ink, and red fine line that absorbs
 blue as much as green, reads as blood or melanin; a black-and-white photo
-has no skin and is never flagged, nor is a frame filled edge to edge by pale skin
+has no skin, so no ink can be found in it: the whole frame is held instead
+(``colourless_score``, see :meth:`InkTattooDetector.colourless_region`). Nor is a frame filled edge to edge by pale skin
 under a strong colour cast (the balanced copy turns that skin grey); a surgical-marker blot with hairs on
 dermoscopy without a round field is ink and is flagged; strokes under about two
 pixels on the working copy are lost; faded ink on dark skin after strong
@@ -167,6 +168,9 @@ _OPTIONS: dict[str, float | bool] = {
     "calibration_slope": 0.732,
     "calibration_offset": -0.419,
     "min_score": 0.3,
+    "colourless_max_chroma": 3.0,
+    "colourless_min_structure": 10.0,
+    "colourless_score": 0.35,
 }
 
 BoolMask = npt.NDArray[np.bool_]
@@ -377,7 +381,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "4"
+    version = "5"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -388,11 +392,19 @@ class InkTattooDetector:
             self.version = f"{type(self).version}+model"  # regions say which score made them
 
     def detect(self, image: RGBImage) -> list[Region]:
-        """Return tattoo boxes in ``image`` pixels, best first; ``[]`` when none."""
+        """Return tattoo boxes in ``image`` pixels, best first; ``[]`` when none.
+
+        A colourless photograph (:meth:`colourless_region`) gets one region over
+        the whole frame instead: the ink search cannot run on it.
+        """
         height, width = image.shape[:2]
         factor = max(height, width) / self.options["work_side_px"]
+        small = _shrink(image, int(self.options["work_side_px"]))
+        blind = self.colourless_region(small, image.shape)
+        if blind is not None:
+            return [blind]
         regions = []
-        for group in self.merge(self.analyse(image), side=max(height, width) / max(factor, 1.0)):
+        for group in self.merge(self.analyse(small), side=max(height, width) / max(factor, 1.0)):
             box = group.box.scale(factor).clip(image.shape) if factor > 1 else group.box.clip(image.shape)
             note = (
                 f"ink strokes {group.strokes}, junctions {group.junctions}, "
@@ -400,6 +412,41 @@ class InkTattooDetector:
             )
             regions.append(Region(RegionKind.TATTOO, box, round(group.score, 4), f"{self.name}@{self.version}", note))
         return sorted(regions, key=lambda region: -region.score)
+
+    def colourless_region(self, small: RGBImage, shape: tuple[int, ...]) -> Region | None:
+        """A whole-frame region when ``small`` is a photograph without colour, else ``None``.
+
+        Skin is found by its colour, so in a black-and-white (or greyscale) photo
+        this detector cannot tell skin from ink, nor a tattooed arm from a wall.
+        Saying nothing there would release every tattoo in such a photo; so a
+        photo with no colour anywhere (95th percentile of CIELAB chroma under
+        ``colourless_max_chroma``: JPEG leaves a grey photo under 1, the least
+        colourful skin photo of the devdata tune half measures 14) that still
+        has a picture in it (the grey levels of a 32-pixel thumbnail spread by
+        at least ``colourless_min_structure``: sensor noise and blank frames
+        average out to under 7) gets one region over the whole frame at
+        ``colourless_score``, the review band, for a person to look at.
+        ``colourless_score = 0`` switches this off.
+        """
+        score = float(self.options["colourless_score"])
+        if score <= 0.0:
+            return None
+        sample = np.ascontiguousarray(small[::2, ::2])  # a percentile needs no full resolution
+        lab = cv2.cvtColor(sample, cv2.COLOR_RGB2LAB)
+        chroma = np.hypot(lab[..., 1].astype(np.float32) - 128.0, lab[..., 2].astype(np.float32) - 128.0)
+        colour = float(np.percentile(chroma, 95))
+        if colour >= self.options["colourless_max_chroma"]:
+            return None
+        thumbnail = _shrink(np.ascontiguousarray(lab[..., 0]), 32)
+        structure = float(np.std(thumbnail))
+        if structure < self.options["colourless_min_structure"]:
+            return None
+        note = (
+            f"colourless photo (chroma {colour:.1f}, structure {structure:.0f}): "
+            "skin cannot be told from ink, so tattoos cannot be searched for"
+        )
+        box = Box(0, 0, int(shape[1]), int(shape[0]))
+        return Region(RegionKind.TATTOO, box, round(score, 4), f"{self.name}@{self.version}", note)
 
     def analyse(self, image: RGBImage) -> list[InkGroup]:
         """Every candidate ink group on the working copy, scored (for tuning and tests).
@@ -714,6 +761,9 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ("skin_hue_deg", 0.0 < options["skin_hue_deg"] <= 180.0, "must be in (0, 180]"),
         ("skin_chroma_ratio", 0.0 < options["skin_chroma_ratio"] < 1.0, "must be in (0, 1)"),
         ("min_score", 0.0 <= options["min_score"] <= 1.0, "must be in 0..1"),
+        ("colourless_score", 0.0 <= options["colourless_score"] <= 1.0, "must be in 0..1 (0: off)"),
+        ("colourless_max_chroma", options["colourless_max_chroma"] >= 0.0, "must not be negative"),
+        ("colourless_min_structure", options["colourless_min_structure"] >= 0.0, "must not be negative"),
         ("calibration_slope", 0.0 < options["calibration_slope"] <= 20.0, "must be in (0, 20] (it keeps the order)"),
         ("calibration_offset", -20.0 <= options["calibration_offset"] <= 20.0, "must be in [-20, 20]"),
         ("fill_kernel_frac", 0.0 <= options["fill_kernel_frac"] <= 0.5, "must be in [0, 0.5] (0: no fill pass)"),

@@ -324,12 +324,53 @@ def test_noisy_grey_image_without_skin_raises_no_tattoo(detector: InkTattooDetec
 def test_black_and_white_picture_has_no_skin() -> None:
     """A picture without colour has no skin model (it used to get one, its chroma floored to 8).
 
-    The cost, said in the module docstring: a tattoo in a black-and-white photo is not found.
+    So no ink can be found in a black-and-white photo; the detector holds its whole frame instead (below).
     """
     image, _ = lettering_tattoo()
     grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     assert _skin_mask(grey, hue_deg=30.0, chroma_ratio=0.45) is None
     assert _skin_mask(image, hue_deg=30.0, chroma_ratio=0.45) is not None
+
+
+def greyscale(image: RGBImage) -> RGBImage:
+    """``image`` as a black-and-white photo: the same grey level in all three channels."""
+    return np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def test_black_and_white_photo_of_a_tattoo_is_held_whole_frame(detector: InkTattooDetector) -> None:
+    """Without colour no skin can be found, so the tattoo cannot be located: the whole frame goes to a person.
+
+    Before, a black-and-white photo raised nothing and its tattoo was released.
+    """
+    image, _ = lettering_tattoo()
+    regions = found_regions(detector, greyscale(image))
+    assert [region.box for region in regions] == [Box(0, 0, image.shape[1], image.shape[0])]
+    review = load_config().policy.rule_for(RegionKind.TATTOO)
+    assert review.review_score <= regions[0].score < review.min_score  # held for review, never auto-cleared
+    assert "colourless photo" in regions[0].note
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        pytest.param(np.full((480, 640, 3), 128, np.uint8), id="blank-grey"),
+        pytest.param(greyscale(noisy_grey(2, sigma=40, blur=1.5, tint=(128, 128, 128))), id="grey-blotchy-noise"),
+        pytest.param(greyscale(noisy_grey(3, sigma=60, blur=3.0, tint=(128, 128, 128))), id="grey-coarse-noise"),
+    ],
+)
+def test_colourless_frame_without_a_picture_raises_no_tattoo(detector: InkTattooDetector, image: RGBImage) -> None:
+    """A blank frame or plain sensor noise in grey is not a photograph of anyone: nothing to hold."""
+    assert detector.detect(image) == []
+
+
+def test_colourless_hold_can_be_switched_off_and_keeps_colour_photos_out(detector: InkTattooDetector) -> None:
+    """``colourless_score = 0`` restores the old silence; a colour photo never takes the colourless path."""
+    image, _ = lettering_tattoo()
+    off = InkTattooDetector(DetectorSettings(options={"colourless_score": 0.0}))
+    assert off.detect(greyscale(image)) == []
+    assert all("colourless" not in region.note for region in detector.detect(image))
+    with pytest.raises(ConfigError, match="colourless_score"):
+        InkTattooDetector(DetectorSettings(options={"colourless_score": 1.5}))
 
 
 BLUE_CAST = (0.85, 1.0, 1.2)  # shade or window daylight a phone did not correct: red down, blue up
@@ -404,6 +445,7 @@ def test_devdata_mole_raises_no_tattoo(devdata: Path, detector: InkTattooDetecto
         pytest.param("tdyolo_80048942_589713224929507_2326654421343668984_n.jpg", id="dark-skin-snake"),
         pytest.param("bivtatt_14_1.jpg", id="dark-skin-bear"),
         pytest.param("bivtatt_54_1.jpg", id="faded-line-work-dagger"),
+        pytest.param("bivtatt_147_1.jpg", id="black-and-white-photo-dotwork"),
     ],
 )
 def test_devdata_tattoo_category_is_found_on_its_box(devdata: Path, detector: InkTattooDetector, name: str) -> None:
@@ -569,7 +611,7 @@ def test_learned_probability_rises_with_the_main_ink_cues(cue: str) -> None:
 
 
 def test_learned_score_scores_groups_by_the_model_and_keeps_the_physical_vetoes(learned: InkTattooDetector) -> None:
-    """With the learned score on, a group's score is the model's probability of its cues; no skin, no tattoo.
+    """With the learned score on, a group's score is the model's probability of its cues; colourless is held whole.
 
     Not asserted: that it finds the generated lettering. It does not (0.05): the model
     leans on the share of skin in the frame, which on devdata tells the tattoo sets'
@@ -582,10 +624,9 @@ def test_learned_score_scores_groups_by_the_model_and_keeps_the_physical_vetoes(
     assert groups
     rows = np.stack([group.features.vector() for group in groups if group.features is not None])
     np.testing.assert_allclose([group.score for group in groups], InkModel.shipped().probability(rows))
-    assert learned.version == "4+model"
+    assert learned.version == "5+model"
     assert learned.detect(np.full((300, 400, 3), 128, np.uint8)) == []
-    grey = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    assert learned.detect(grey) == []
+    assert [region.note.split(" (")[0] for region in learned.detect(greyscale(image))] == ["colourless photo"]
 
 
 def test_groups_carry_their_raw_cues(detector: InkTattooDetector) -> None:
