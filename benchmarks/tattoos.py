@@ -86,6 +86,7 @@ PERTURBATIONS = {
     "gamma 0.6 (bright)": lambda image: _gamma(image, 0.6),
     "gamma 1.6 (dark)": lambda image: _gamma(image, 1.6),
     "warm cast": lambda image: _gains(image, (1.15, 1.0, 0.85)),
+    "blue cast": lambda image: _gains(image, (0.85, 1.0, 1.2)),
     "blur 1.2 px": lambda image: np.asarray(cv2.GaussianBlur(image, (0, 0), 1.2), np.uint8),
 }
 """Each photo as a phone might have taken it otherwise; ``as is`` is the table above."""

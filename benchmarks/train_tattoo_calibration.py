@@ -160,7 +160,13 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config()
     shipped = dict(config.detection.detectors[NAME].options)
-    identity = {**shipped, "calibration_slope": 1.0, "calibration_offset": 0.0, "learned_score": False}
+    identity = {
+        **shipped,
+        "calibration_slope": 1.0,
+        "calibration_offset": 0.0,
+        "learned_score": False,
+        "bright_skin_lightness": 0.0,  # one look per photo, as the shipped pair was fitted
+    }
     detector = InkTattooDetector(DetectorSettings(options=identity))
     samples, refused = group_evidence(
         args.devdata, labelled_photos(args.devdata), detector, config.detection.max_side_px

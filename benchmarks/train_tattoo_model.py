@@ -133,7 +133,9 @@ class Groups:
 def read_groups(devdata: Path, photos: list[LabelledPhoto]) -> Groups:
     """Stroke groups of ``photos`` on the pipeline's detection copy, labelled by the tattoo boxes."""
     config = load_config()
-    options = {**config.detection.detectors[NAME].options, "learned_score": False}
+    # One look per photo, as the shipped model was fitted (before the bright-photo second look):
+    # the second look's groups are the same photo's again, and would weigh bright photos twice.
+    options = {**config.detection.detectors[NAME].options, "learned_score": False, "bright_skin_lightness": 0.0}
     detector = InkTattooDetector(DetectorSettings(options=options))
     work_side = int(detector.options["work_side_px"])
     rows, labels, owner, evidence, kept = [], [], [], [], []

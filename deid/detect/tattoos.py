@@ -30,6 +30,11 @@ fraction of the image, every threshold an option in
    Bright non-skin (sheets, paper, rulers, walls) is blacked out before the
    closing, so it never lends its brightness to the skin beside it: the
    dark side of a limb against a white sheet is not ink.
+   A density depends on the photo's tone curve: lifting it (over-exposure,
+   a phone's brightening) compresses every density, and faint lines fall
+   under ``min_ink_density``. A photo whose skin is lighter than
+   ``bright_skin_lightness`` is therefore searched twice, as it is and toned
+   back down to that lightness, and the groups of both looks are kept.
 4. **Inside skin only.** Ink counts only where the skin mask, closed with a
    ``hull_kernel_frac`` disc and with its holes filled, surrounds it: the
    background beside a limb, clothing edges and floor tiles lie outside.
@@ -107,7 +112,11 @@ has no skin, so no ink can be found in it: the whole frame is held instead
 under a strong colour cast (the balanced copy turns that skin grey); a surgical-marker blot with hairs on
 dermoscopy without a round field is ink and is flagged; strokes under about two
 pixels on the working copy are lost; faded ink on dark skin after strong
-JPEG compression loses the colour cue and is often missed; and on photos
+JPEG compression loses the colour cue and is often missed; the operating
+point is fragile under a warm colour cast (plain skin turns skin-hued
+background into "skin", and its edges into strokes) and under strong
+brightening even with the second look (``benchmarks/tattoos.py --perturb``
+prints both); and on photos
 that are not of skin (food, fur, wood, printed pages on warm paper), dark
 line texture can be taken for ink. A flagged image goes to a reviewer with
 the proposed box (the default policy holds tattoos).
@@ -168,6 +177,7 @@ _OPTIONS: dict[str, float | bool] = {
     "calibration_slope": 0.732,
     "calibration_offset": -0.419,
     "min_score": 0.3,
+    "bright_skin_lightness": 170.0,
     "colourless_max_chroma": 3.0,
     "colourless_min_structure": 10.0,
     "colourless_score": 0.35,
@@ -381,7 +391,7 @@ class InkTattooDetector:
     """
 
     name = "tattoos.ink"
-    version = "5"
+    version = "6"
     kinds = frozenset({RegionKind.TATTOO})
 
     def __init__(self, settings: DetectorSettings | None = None) -> None:
@@ -453,8 +463,25 @@ class InkTattooDetector:
 
         Boxes are in working-copy pixels; the copy is ``image`` itself when it is
         already at most ``work_side_px`` long.
+
+        On a brightly exposed photo (skin's median CIELAB lightness above
+        ``bright_skin_lightness``) every optical density is compressed: a tone
+        curve that lifts the skin lifts the ink with it, and faint lines fall
+        under ``min_ink_density``. So such a photo gets a second look, on a copy
+        whose tone curve (a power law) brings the skin's median back to that
+        lightness, and the groups of both looks are kept. A photo at or under it
+        is searched once, as before.
         """
         small = _shrink(image, int(self.options["work_side_px"]))
+        groups, skin_lightness = self._analyse_once(small)
+        limit = float(self.options["bright_skin_lightness"])
+        if limit > 0.0 and skin_lightness is not None and skin_lightness > limit:
+            second, _ = self._analyse_once(_tone_to(small, skin_lightness, limit))
+            groups = sorted(groups + second, key=lambda group: -group.score)
+        return groups
+
+    def _analyse_once(self, small: RGBImage) -> tuple[list[InkGroup], float | None]:
+        """The scored ink groups of one working copy, and its skin's median lightness (``None``: no skin)."""
         side = max(small.shape[:2])
         kernel = _odd(self.options["stroke_kernel_frac"] * side)
         lab = np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2LAB), np.uint8)
@@ -466,7 +493,7 @@ class InkTattooDetector:
             min_chroma=self.options["min_skin_chroma"],
         )
         if skin is None:
-            return []
+            return [], None
         # Not skin and at least as bright: paper, labels, rulers, sheets, walls. Kept out of
         # the skin reference, or the dark side of every limb against a white sheet is "ink".
         lightness: FloatImage = lab[..., 0].astype(np.float32)
@@ -524,7 +551,7 @@ class InkTattooDetector:
                 skeleton=skeleton & colour_ink,
                 colour=True,
             )
-        return sorted(groups, key=lambda group: -group.score)
+        return sorted(groups, key=lambda group: -group.score), skin_lightness
 
     def merge(self, groups: list[InkGroup], *, side: float) -> list[InkGroup]:
         """Join groups scoring at least ``min_score`` that lie near each other, plus weak neighbours.
@@ -761,6 +788,7 @@ def _check_options(options: dict[str, float], name: str) -> None:
         ("skin_hue_deg", 0.0 < options["skin_hue_deg"] <= 180.0, "must be in (0, 180]"),
         ("skin_chroma_ratio", 0.0 < options["skin_chroma_ratio"] < 1.0, "must be in (0, 1)"),
         ("min_score", 0.0 <= options["min_score"] <= 1.0, "must be in 0..1"),
+        ("bright_skin_lightness", 0.0 <= options["bright_skin_lightness"] < 255.0, "must be in [0, 255) (0: off)"),
         ("colourless_score", 0.0 <= options["colourless_score"] <= 1.0, "must be in 0..1 (0: off)"),
         ("colourless_max_chroma", options["colourless_max_chroma"] >= 0.0, "must not be negative"),
         ("colourless_min_structure", options["colourless_min_structure"] >= 0.0, "must not be negative"),
@@ -832,6 +860,14 @@ def _shrink(image: RGBImage, side: int) -> RGBImage:
     factor = side / long_side
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
+def _tone_to(image: RGBImage, lightness: float, target: float) -> RGBImage:
+    """``image`` through the power-law tone curve that takes 8-bit ``lightness`` to ``target`` (both 1-254)."""
+    exponent = np.log(target / 255.0) / np.log(min(max(lightness, 1.0), 254.0) / 255.0)
+    curve = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** exponent), 0, 255).astype(np.uint8)
+    toned: RGBImage = np.asarray(cv2.LUT(image, curve), np.uint8)
+    return toned
 
 
 def _skin_mask(

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deid.config import DetectorSettings, load_config
 from deid.detect import DETECTORS, build_detectors, detect_regions
@@ -33,6 +35,7 @@ from deid.detect.tattoos import (
     InkTattooDetector,
     _skeleton,
     _skin_mask,
+    _tone_to,
 )
 from deid.errors import ConfigError, InputError
 from deid.evaluate import devdata_split
@@ -226,6 +229,57 @@ def test_skin_finding_is_not_a_tattoo(detector: InkTattooDetector, make_case: Ca
     assert detector.detect(image) == []
     # Not even a weak candidate group sits on the finding itself.
     assert all(group.score < 0.1 or group.box.iou(finding) == 0 for group in detector.analyse(image))
+
+
+def brightened(image: RGBImage, gamma: float) -> RGBImage:
+    """``image`` through a power-law tone curve (gamma < 1 lifts it: an over-exposed phone photo)."""
+    return np.asarray(255.0 * (image / 255.0) ** gamma, np.uint8)
+
+
+def faded_lettering() -> Case:
+    """Thin lettering in faded blue-black ink on light skin."""
+    mask = np.zeros((480, 640), np.uint8)
+    cv2.putText(mask, "Maria 1987", (110, 260), cv2.FONT_HERSHEY_TRIPLEX, 2.0, (1,), 2, cv2.LINE_AA)
+    return to_image(add_ink(make_skin((224, 172, 150), 1), mask, (0.585, 0.62, 0.65))), mask_box(mask)
+
+
+def test_faint_ink_on_a_brightened_photo_is_found_by_the_second_look(detector: InkTattooDetector) -> None:
+    """Lifting a photo's tone curve compresses every density: faded ink fell under the ink floor.
+
+    The second look tones the copy back down to ``bright_skin_lightness``; with it off
+    (the detector before it) this photo raised nothing.
+    """
+    image, drawn = faded_lettering()
+    bright = brightened(image, 0.6)
+    single = InkTattooDetector(DetectorSettings(options={"bright_skin_lightness": 0.0}))
+    assert found_regions(single, bright) == []
+    regions = found_regions(detector, bright)
+    assert regions, "tattoo not found"
+    assert covered_fraction(regions, drawn) >= 0.7
+    for region in regions:
+        assert drawn.expand(0.1).coverage_of(region.box) >= 0.9, region
+
+
+@pytest.mark.parametrize("make_case", [mole, bruise, surgical_marker_outline], ids=["mole", "bruise", "marker"])
+@pytest.mark.parametrize("gamma", [0.6, 0.45])
+def test_brightened_skin_finding_is_not_a_tattoo(
+    detector: InkTattooDetector, make_case: Callable[[], Case], gamma: float
+) -> None:
+    """The second look on a bright photo turns no mole, bruise or marker ring into ink."""
+    image, _ = make_case()
+    assert found_regions(detector, brightened(image, gamma)) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(lightness=st.floats(1.0, 254.0), target=st.floats(1.0, 254.0))
+def test_tone_curve_takes_the_skin_to_its_target_and_keeps_order(lightness: float, target: float) -> None:
+    curve = _tone_to(np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2), lightness, target)
+    values = curve[..., 0].ravel().astype(int)
+    assert np.all(np.diff(values) >= 0)  # a tone curve never swaps two grey levels
+    assert values[0] == 0 and values[255] == 255
+    # The grey levels either side of the skin's lightness land either side of the target (to rounding).
+    assert values[int(np.floor(lightness))] <= target + 0.5
+    assert values[int(np.ceil(lightness))] >= target - 0.5
 
 
 def test_detect_does_not_mutate_and_maps_boxes_to_full_size(detector: InkTattooDetector) -> None:
@@ -624,7 +678,7 @@ def test_learned_score_scores_groups_by_the_model_and_keeps_the_physical_vetoes(
     assert groups
     rows = np.stack([group.features.vector() for group in groups if group.features is not None])
     np.testing.assert_allclose([group.score for group in groups], InkModel.shipped().probability(rows))
-    assert learned.version == "5+model"
+    assert learned.version == "6+model"
     assert learned.detect(np.full((300, 400, 3), 128, np.uint8)) == []
     assert [region.note.split(" (")[0] for region in learned.detect(greyscale(image))] == ["colourless photo"]
 
