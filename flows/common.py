@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -54,7 +54,11 @@ def worker_processes_environment() -> Iterator[None]:
 # A temporary API is thrown away with the run: nobody reads its event history or task-run
 # records, and it has no automations. Its event persister, task-run recorder and triggers cost
 # the server about 0.15 s of CPU an image (benchmarks/throughput.py), CPU the two workers need.
+# Its telemetry heartbeat would send a message to Prefect's servers (deid uses no network at run
+# time) and, on a new Prefect home, wrote to the database while it was migrating ("database is
+# locked" tracebacks in make demo).
 _UNNEEDED_SERVICES = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
@@ -106,19 +110,22 @@ class _ThreadedApiServer:
 
 
 @contextmanager
-def _this_process_uses(api_url: str) -> Iterator[None]:
-    """Point this process, every thread of it included, and the processes it starts at ``api_url``.
+def _prefect_settings_everywhere(values: Mapping[str, str]) -> Iterator[None]:
+    """Prefect settings (``PREFECT_*`` names) for this process, every thread of it, and the processes it starts.
 
     Children read the environment. This process read its settings when it
     imported Prefect, and Prefect's background threads (events, logs, the task
-    runner's message forwarding) read the process-global settings context, not
-    the calling thread's, so that global is replaced for the block, as Prefect's own
-    test harness does (a private helper of the pinned Prefect 3.8).
+    runner's message forwarding, the API server's services) read the
+    process-global settings context, not the calling thread's, so that global is
+    replaced for the block, as Prefect's own test harness does (a private helper
+    of the pinned Prefect 3.8).
     """
+    import prefect.settings
     from prefect.context import SettingsContext, _temporary_global_settings_context
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import temporary_settings
 
-    with environment_set({"PREFECT_API_URL": api_url}), temporary_settings({PREFECT_API_URL: api_url}):
+    updates = {getattr(prefect.settings, name): value for name, value in values.items()}
+    with environment_set(values), temporary_settings(updates):
         context = SettingsContext.get()
         assert context is not None  # temporary_settings just entered one
         with _temporary_global_settings_context(context):
@@ -133,19 +140,19 @@ def shared_api_server() -> Iterator[None]:
     server of its own (about ten seconds each, and SQLite lock errors on the
     shared Prefect database). The server is Prefect's own ephemeral app, served on
     a thread of this process (:class:`_ThreadedApiServer`), without the services
-    that only keep history (``_UNNEEDED_SERVICES``, read from the environment when
-    the services start). A configured API (a scheduled run's server) is used as it is.
+    that only keep history or phone home (``_UNNEEDED_SERVICES``). A configured
+    API (a scheduled run's server) is used as it is.
     """
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
         yield
         return
-    with environment_set(_UNNEEDED_SERVICES):
+    with _prefect_settings_everywhere(_UNNEEDED_SERVICES):
         server = _ThreadedApiServer()
         server.start()
         try:
-            with _this_process_uses(server.api_url):
+            with _prefect_settings_everywhere({"PREFECT_API_URL": server.api_url}):
                 yield
         finally:
             from prefect.logging.handlers import APILogHandler
