@@ -10,7 +10,8 @@ in one run, it prints:
 * deid end to end: the real console script (``deid run``) on 1 and 2 worker
   processes; process start, Prefect and model loading reported separately (a
   run on a one-image batch), then images per second of the batch itself, the
-  summary's per-stage times and the peak RSS of the whole process tree;
+  summary's per-stage times and the peak RSS of the whole process tree (and its
+  PSS, which counts the pages the workers share once);
 * with ``--memory-scaling``, the peak RSS of 3 MP batches of 200 and 2,000
   images (the second should be within 10% of the first);
 * with ``--recall``, beside the speed and from the same code: the detection figures of
@@ -120,18 +121,35 @@ def floor(paths: list[Path], encoder: str, processes: int) -> float:
     return len(paths) / best
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
+def _pss(pid: int) -> int:
+    """Proportional set size in bytes: each shared page split among the processes mapping it."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _tree_memory(process: psutil.Process) -> tuple[int, int]:
+    """RSS and PSS of ``process`` and its descendants, summed.
+
+    The RSS sum counts a library page every worker maps once per worker; the PSS
+    sum counts it once in all, which is what the machine actually spends.
+    """
+    rss = pss = 0
     for member in [process, *process.children(recursive=True)]:
         try:
-            total += member.memory_info().rss
-        except psutil.Error:
+            rss += member.memory_info().rss
+            pss += _pss(member.pid)
+        except (psutil.Error, OSError):
             continue
-    return total
+    return rss, pss
 
 
-def run_deid(batch: Path, workspace: Path, workers: int, config: Path | None) -> tuple[float, int, dict[str, float]]:
-    """Wall seconds, peak RSS of the process tree, and the summary's stage seconds of one ``deid run``."""
+def run_deid(
+    batch: Path, workspace: Path, workers: int, config: Path | None
+) -> tuple[float, tuple[int, int], dict[str, float]]:
+    """Wall seconds, peak (RSS, PSS) of the process tree, and the summary's stage seconds of one ``deid run``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     # One Prefect home for every run of the benchmark, as on a user's machine: its database is
     # created (about 8 s of migrations) by the first run only, and later start-ups do not pay it.
@@ -141,12 +159,13 @@ def run_deid(batch: Path, workspace: Path, workers: int, config: Path | None) ->
         command += ["--config", str(config)]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-    peak = [0]
+    peak = [0, 0]
     watched = psutil.Process(child.pid)
 
     def sample() -> None:
         while child.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(watched))
+            rss, pss = _tree_memory(watched)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -157,7 +176,7 @@ def run_deid(batch: Path, workspace: Path, workers: int, config: Path | None) ->
     if child.returncode != 0:
         raise SystemExit(f"deid run failed with exit {child.returncode}")
     summary = json.loads(out.strip().splitlines()[-1])
-    return seconds, peak[0], summary.get("stage_seconds", {})
+    return seconds, (peak[0], peak[1]), summary.get("stage_seconds", {})
 
 
 def main() -> None:
@@ -194,13 +213,16 @@ def main() -> None:
                 run_deid(tiny, root / "ws-first", 1, args.config)  # creates the Prefect database; not reported
             for workers in (1, 2):
                 start_seconds, _, _ = run_deid(tiny, root / f"ws-tiny{megapixels}-{workers}", workers, args.config)
-                seconds, peak, stages = run_deid(batch, root / f"ws{megapixels}-{workers}", workers, args.config)
+                seconds, (peak, peak_pss), stages = run_deid(
+                    batch, root / f"ws{megapixels}-{workers}", workers, args.config
+                )
                 # The one-image run costs start-up plus one image; the rest of the batch is the difference.
                 batch_seconds = seconds - start_seconds
                 rate = (len(paths) - 1) / batch_seconds if batch_seconds > 0 else float("nan")
                 print(
                     f"deid run, {workers} worker(s): start + Prefect + models {start_seconds:.1f} s (one-image run), "
-                    f"whole run {seconds:.1f} s, batch {rate:.2f} images/s, peak RSS {peak / 2**30:.2f} GiB"
+                    f"whole run {seconds:.1f} s, batch {rate:.2f} images/s, peak RSS {peak / 2**30:.2f} GiB "
+                    f"(PSS {peak_pss / 2**30:.2f} GiB: shared library pages counted once)"
                 )
                 if stages:
                     total = sum(stages.values()) or 1.0
@@ -223,7 +245,7 @@ def main() -> None:
             peaks = {}
             for count in (200, 2000):
                 batch = build_batch(root / f"mem{count}", count, SIZES[3])
-                _, peaks[count], _ = run_deid(batch, root / f"ws-mem{count}", 2, args.config)
+                _, (peaks[count], _), _ = run_deid(batch, root / f"ws-mem{count}", 2, args.config)
                 print(f"3 MP batch of {count}: peak RSS {peaks[count] / 2**30:.2f} GiB")
             print(f"2,000 vs 200 images: {peaks[2000] / peaks[200]:.2f}x (target within 1.10x)")
     if args.recall:
