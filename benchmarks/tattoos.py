@@ -45,6 +45,7 @@ from train_tattoo_calibration import DEVDATA, LabelledPhoto, labelled_photos, lo
 
 from deid.config import load_config
 from deid.detect import DETECTORS, Detector, detect_regions
+from deid.match.fingerprint import thumbnail
 from deid.types import RegionKind, RGBImage
 
 NAME = "tattoos.ink"
@@ -61,15 +62,6 @@ def _jpeg(image: RGBImage, quality: int) -> RGBImage:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def _long_side(image: RGBImage, side: int) -> RGBImage:
-    height, width = image.shape[:2]
-    factor = side / max(height, width)
-    if factor >= 1:
-        return image
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
-
-
 def _gains(image: RGBImage, gains: tuple[float, float, float]) -> RGBImage:
     return np.clip(image.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
 
@@ -81,7 +73,7 @@ def _gamma(image: RGBImage, gamma: float) -> RGBImage:
 PERTURBATIONS = {
     "as is": lambda image: image,
     "JPEG q40": lambda image: _jpeg(image, 40),
-    "long side 360 px": lambda image: _long_side(image, 360),
+    "long side 360 px": lambda image: thumbnail(image, 360),
     "exposure x0.6": lambda image: _gains(image, (0.6, 0.6, 0.6)),
     "gamma 0.6 (bright)": lambda image: _gamma(image, 0.6),
     "gamma 1.6 (dark)": lambda image: _gamma(image, 1.6),
