@@ -121,28 +121,31 @@ def floor(paths: list[Path], encoder: str, processes: int) -> float:
     return len(paths) / best
 
 
-def _pss(pid: int) -> int:
-    """Proportional set size in bytes: each shared page split among the processes mapping it."""
+def _memory(pid: int) -> tuple[int, int]:
+    """RSS and PSS of one process in bytes, from one read of its ``smaps_rollup``."""
+    values = {}
     with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
         for line in rollup:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    return 0
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss"):
+                values[name] = int(rest.split()[0]) * 1024
+    return values.get("Rss", 0), values.get("Pss", 0)
 
 
 def _tree_memory(process: psutil.Process) -> tuple[int, int]:
     """RSS and PSS of ``process`` and its descendants, summed.
 
     The RSS sum counts a library page every worker maps once per worker; the PSS
-    sum counts it once in all, which is what the machine actually spends.
+    sum counts it once in all (each shared page split among the processes mapping it),
+    which is what the machine actually spends.
     """
     rss = pss = 0
     for member in [process, *process.children(recursive=True)]:
         try:
-            rss += member.memory_info().rss
-            pss += _pss(member.pid)
-        except (psutil.Error, OSError):
+            one_rss, one_pss = _memory(member.pid)
+        except OSError:  # the process ended between listing and reading
             continue
+        rss, pss = rss + one_rss, pss + one_pss
     return rss, pss
 
 

@@ -52,11 +52,12 @@ def worker_processes_environment() -> Iterator[None]:
 
 
 # A temporary API is thrown away with the run: nobody reads its event history or task-run
-# records, and it has no automations. Its event persister, task-run recorder and triggers cost
-# the server about 0.15 s of CPU an image (benchmarks/throughput.py), CPU the two workers need.
-# Its telemetry heartbeat would send a message to Prefect's servers (deid uses no network at run
+# records, and it has no automations, so its event persister, task-run recorder and triggers
+# are off (once really off, no change in a 40-image run's wall time could be measured). Its
+# telemetry heartbeat would send a message to Prefect's servers (deid uses no network at run
 # time) and, on a new Prefect home, wrote to the database while it was migrating ("database is
-# locked" tracebacks in make demo).
+# locked" tracebacks in make demo). Set through _prefect_settings_everywhere: the server's
+# threads do not read the environment.
 _UNNEEDED_SERVICES = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",

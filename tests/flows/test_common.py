@@ -124,7 +124,7 @@ _SERVER_PROBE = textwrap.dedent(
 
 
 def test_the_shared_api_runs_in_this_process_serves_the_worker_processes_and_stops(tmp_path: Path) -> None:
-    """One API for the run, on a thread here: no second interpreter, a worker's task run reaches it, gone after.
+    """One API for the run, on a thread here: no second interpreter, a worker's log line reaches it, gone after.
 
     And it runs no service that only keeps history or phones home, so a new Prefect home starts quietly.
     """
