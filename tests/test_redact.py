@@ -97,3 +97,22 @@ def test_an_empty_crop_is_refused(config: Config) -> None:
     image = np.zeros((10, 10, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="leaves nothing"):
         render_decision(image, Decision(Action.CROP, (), crop=Box(20, 20, 30, 30)), config.policy)
+
+
+def test_fill_boxes_on_a_non_contiguous_view_fills_the_box_and_leaves_the_source() -> None:
+    """Upright pixels can arrive as a flipped or transposed view; the flat-row fill must not see the wrong layout."""
+    source = np.arange(30 * 20 * 3, dtype=np.uint32).astype(np.uint8).reshape(30, 20, 3)
+    view = source.transpose(1, 0, 2)[::-1]  # 20 x 30, neither C- nor F-contiguous
+    before = source.copy()
+    box = Box(3, 2, 17, 9)
+    after = fill_boxes(view, [box], fill_rgb=(12, 200, 7))
+    assert_no_pixel_survives(box, after, (12, 200, 7))
+    outside = np.ones(view.shape[:2], dtype=bool)
+    outside[box.top : box.bottom, box.left : box.right] = False
+    assert (after[outside] == view[outside]).all()
+    assert (source == before).all()
+
+
+def test_fill_boxes_refuses_a_colour_with_the_wrong_number_of_channels() -> None:
+    with pytest.raises(ValueError, match="channels"):
+        fill_boxes(np.zeros((4, 4, 3), dtype=np.uint8), [Box(0, 0, 2, 2)], fill_rgb=(0, 0))
