@@ -140,7 +140,11 @@ def _tree_memory(process: psutil.Process) -> tuple[int, int]:
     which is what the machine actually spends.
     """
     rss = pss = 0
-    for member in [process, *process.children(recursive=True)]:
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:  # the run ended between the sampler's check and this listing
+        return rss, pss
+    for member in members:
         try:
             one_rss, one_pss = _memory(member.pid)
         except OSError:  # the process ended between listing and reading

@@ -123,10 +123,9 @@ def _prefect_settings_everywhere(values: Mapping[str, str]) -> Iterator[None]:
     """
     import prefect.settings
     from prefect.context import SettingsContext, _temporary_global_settings_context
-    from prefect.settings import temporary_settings
 
     updates = {getattr(prefect.settings, name): value for name, value in values.items()}
-    with environment_set(values), temporary_settings(updates):
+    with environment_set(values), prefect.settings.temporary_settings(updates):
         context = SettingsContext.get()
         assert context is not None  # temporary_settings just entered one
         with _temporary_global_settings_context(context):
