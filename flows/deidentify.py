@@ -1,8 +1,8 @@
 """The ``deidentify`` flow: one batch of contributions from input folder to staged output.
 
 Steps: load config -> ingest (originals kept, ledger rows) -> process every
-image (fanned out on the task runner: two worker processes here, a Dask
-cluster with ``cluster``), recording each result in the ledger as soon as it is done ->
+image (on :class:`deid.workers.ImageWorkers`, its task waiting on a thread; on
+a Dask worker with ``cluster``), recording each result as soon as it is done ->
 finish (duplicates, cases.csv, manifest). One ledger is opened per flow run
 and closed at its end; workers never touch it. Held is not failed: a held
 image is a normal result and the run stays green. The ledger makes reruns
@@ -13,13 +13,14 @@ file still exists).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
-from prefect.task_runners import ProcessPoolTaskRunner
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from deid.batch import BatchSummary, finish_batch
@@ -28,6 +29,7 @@ from deid.ingest import CaseSelection, ImageTask, IngestResult, ingest_batch
 from deid.ledger import Ledger
 from deid.pipeline import ImageResult, process_image, record_image_result
 from deid.progress import BatchProgress
+from deid.workers import ImageWorkers
 from deid.workspace import Workspace, lock_workspace, open_ledger
 from flows.common import (
     retry_if_transient,
@@ -68,9 +70,16 @@ def ingest_task(
 
 @task(name="process-image", **RETRIES)
 def process_task(image: ImageTask, config: Config, workspace: Workspace) -> ImageResult:
-    """Detect, decide, render, encode and verify one image."""
+    """Detect, decide, render, encode and verify one image (here, on a Dask worker)."""
     surface_deid_logs()
     return process_image(image, config, workspace)
+
+
+@task(name="process-image", **RETRIES)
+def process_on_workers_task(image: ImageTask, workers: ImageWorkers) -> ImageResult:
+    """Detect, decide, render, encode and verify one image on the run's worker processes (waits on a thread)."""
+    surface_deid_logs()
+    return workers.process(image)
 
 
 @task(name="finish-batch", **RETRIES)
@@ -87,9 +96,10 @@ CLUSTER_WORKERS = 64
 """Workers assumed for the window on a Dask cluster (its size is not known here)."""
 
 
-def _in_window(
-    tasks: Sequence[ImageTask], config: Config, workspace: Workspace, *, window: int
-) -> Iterator[ImageResult]:
+Submit = Callable[[ImageTask], PrefectFuture[ImageResult]]
+
+
+def _in_window(tasks: Sequence[ImageTask], submit: Submit, *, window: int) -> Iterator[ImageResult]:
     """Results as images finish, with at most ``window`` submitted and not yet collected.
 
     Submitting a whole batch at once (``map``) keeps every future and its result
@@ -100,14 +110,15 @@ def _in_window(
     in_flight: list[PrefectFuture[ImageResult]] = []
     while waiting or in_flight:
         while waiting and len(in_flight) < window:
-            in_flight.append(process_task.submit(waiting.popleft(), config=config, workspace=workspace))
+            in_flight.append(submit(waiting.popleft()))
         finished = next(as_completed(in_flight))  # the first of those in flight to finish
         in_flight.remove(finished)
         yield finished.result()
 
 
-# Two worker processes on two cores (not threads contending for the GIL); each loads its models once.
-@flow(name="deidentify", task_runner=ProcessPoolTaskRunner(max_workers=2), log_prints=True)
+# Locally, images run on worker processes (not threads contending for the GIL), each loading its
+# models once; the task runner's threads only wait for them, one per image in flight.
+@flow(name="deidentify", task_runner=ThreadPoolTaskRunner(max_workers=IN_FLIGHT_PER_WORKER * 2), log_prints=True)
 def deidentify(params: RunParameters) -> BatchSummary:
     """De-identify one batch of contributions into the workspace's staged folder (one run per workspace)."""
     surface_deid_logs()
@@ -120,14 +131,24 @@ def deidentify(params: RunParameters) -> BatchSummary:
             ingest = ingest_task(params.input_dir, workspace, ledger, config, selection)
             progress = BatchProgress(total=len(ingest.tasks))
             window = IN_FLIGHT_PER_WORKER * (CLUSTER_WORKERS if params.cluster else max(1, params.workers))
-            for result in _in_window(ingest.tasks, config, workspace, window=window):
-                # A plain call, not a task: a task run per image costs the API server and this process
-                # about 0.15 s of CPU an image; transient ledger errors are retried the same way.
-                retry_transient(lambda result=result: record_image_result(ledger, result), retries=2, delay_s=2)
-                progress.advance(dict(result.stages))
+            local = not params.cluster and ingest.tasks  # a rerun with nothing to do starts no worker
+            with ImageWorkers(config, workspace, processes=params.workers) if local else nullcontext() as workers:
+                submit = _submitter(config, workspace, workers)
+                for result in _in_window(ingest.tasks, submit, window=window):
+                    # A plain call, not a task: a task run per image costs the API server and this process
+                    # about 0.15 s of CPU an image; transient ledger errors are retried the same way.
+                    retry_transient(lambda result=result: record_image_result(ledger, result), retries=2, delay_s=2)
+                    progress.advance(dict(result.stages))
             return finish_task(workspace, ledger, config, ingest, list(progress.stage_seconds.items()))
         finally:
             ledger.close()
+
+
+def _submitter(config: Config, workspace: Workspace, workers: ImageWorkers | None) -> Submit:
+    """How one image is submitted: to the run's worker processes, or (on a cluster) as a task of its own."""
+    if workers is not None:
+        return lambda image: process_on_workers_task.submit(image, workers=workers)
+    return lambda image: process_task.submit(image, config=config, workspace=workspace)
 
 
 def run_batch(
@@ -152,7 +173,7 @@ def run_batch(
     )
     runnable = deidentify
     if workers != 2:
-        runnable = deidentify.with_options(task_runner=ProcessPoolTaskRunner(max_workers=workers))
+        runnable = deidentify.with_options(task_runner=ThreadPoolTaskRunner(max_workers=IN_FLIGHT_PER_WORKER * workers))
     if cluster:
         from prefect_dask import DaskTaskRunner
 

@@ -1,0 +1,107 @@
+"""The local batch's worker processes: same results as in-process, logs come home, a dead worker loses nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+
+from deid.config import Config, load_config
+from deid.ingest import ImageTask, ingest_batch
+from deid.pipeline import process_image
+from deid.types import Status
+from deid.workers import WORKER_DIED, ImageWorkers
+from deid.workspace import Workspace, open_ledger
+from tests.sample_batches import sample_subset
+
+FACES_ONLY = Path(__file__).with_name("policies") / "faces_only.toml"
+CHOSEN = ("c02", "c06", "c14")  # a face to redact, a corrupt file with a plain rash, two views
+
+
+def _batch(root: Path, config: Config) -> tuple[Workspace, list[ImageTask]]:
+    workspace = Workspace(root / "ws").create()
+    ledger = open_ledger(workspace, config)
+    try:
+        ingest = ingest_batch(sample_subset(root / "batch", CHOSEN), workspace, ledger, config)
+    finally:
+        ledger.close()
+    return workspace, list(ingest.tasks)
+
+
+def _workers_of(parent: psutil.Process) -> list[psutil.Process]:
+    return [child for child in parent.children() if "--multiprocessing-fork" in " ".join(child.cmdline())]
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(FACES_ONLY)
+
+
+def test_images_processed_on_worker_processes_match_in_process_results_and_their_logs_come_home(
+    tmp_path: Path, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace, tasks = _batch(tmp_path / "workers", config)
+    here_workspace, here_tasks = _batch(tmp_path / "here", config)
+    with caplog.at_level(logging.INFO, logger="deid"), ImageWorkers(config, workspace, processes=2) as workers:
+        with ThreadPoolExecutor(4) as threads:
+            results = list(threads.map(workers.process, tasks))
+        worker_pids = {child.pid for child in _workers_of(psutil.Process())}
+    expected = [process_image(task, config, here_workspace) for task in here_tasks]
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    for got, want in zip(results, expected, strict=True):
+        assert (got.status, got.output_sha256, got.regions) == (want.status, want.output_sha256, want.regions)
+    assert {result.status for result in results} >= {Status.OK, Status.HELD}, "the corrupt file is held"
+    processed = [record for record in caplog.records if record.getMessage().startswith("processed image")]
+    assert {record.getMessage().split()[2] for record in processed} >= {task.image_id for task in tasks}, (
+        "every worker's 'processed image' line reached this process's loggers"
+    )
+    assert all(record.process in worker_pids for record in processed), "those lines were made in the workers"
+    assert not _workers_of(psutil.Process()), "the worker processes stop with the block"
+
+
+def _kill_workers_while(stop: threading.Event, parent: psutil.Process) -> None:
+    while not stop.is_set():
+        for child in _workers_of(parent):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def test_an_image_whose_worker_keeps_dying_is_held_and_the_next_one_is_processed(
+    tmp_path: Path, config: Config
+) -> None:
+    workspace, tasks = _batch(tmp_path, config)
+    face = next(task for task in tasks if task.original_name == "c02_astronaut.jpg")
+    with ImageWorkers(config, workspace, processes=1) as workers:
+        stop = threading.Event()
+        killer = threading.Thread(target=_kill_workers_while, args=(stop, psutil.Process()), daemon=True)
+        killer.start()
+        try:
+            doomed = workers.process(face)
+        finally:
+            stop.set()
+            killer.join()
+        after = workers.process(face)
+    assert doomed.status is Status.HELD and doomed.reasons[0].startswith(WORKER_DIED), "never lost, never released"
+    assert doomed.output_sha256 is None, "nothing was staged for it"
+    assert after.status is Status.OK and after.output_sha256, "a fresh worker processes the next image"
+
+
+def test_an_image_in_flight_when_its_worker_is_killed_once_is_processed_again(tmp_path: Path, config: Config) -> None:
+    workspace, tasks = _batch(tmp_path, config)
+    face = next(task for task in tasks if task.original_name == "c02_astronaut.jpg")
+    with ImageWorkers(config, workspace, processes=1) as workers:
+        (worker,) = _workers_of(psutil.Process())
+        pending = ThreadPoolExecutor(1).submit(workers.process, face)
+        time.sleep(0.5)  # the worker is loading its models or processing the image
+        worker.kill()
+        result = pending.result(timeout=300)
+    assert result.status is Status.OK and result.output_sha256, "the second try on a fresh worker succeeded"
