@@ -54,16 +54,16 @@ def test_images_processed_on_worker_processes_match_in_process_results_and_their
         with ThreadPoolExecutor(4) as threads:
             results = list(threads.map(workers.process, tasks))
         worker_pids = {child.pid for child in _workers_of(psutil.Process())}
+        lines = [record for record in caplog.records if record.getMessage().startswith("processed image")]
     expected = [process_image(task, config, here_workspace) for task in here_tasks]
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     for got, want in zip(results, expected, strict=True):
         assert (got.status, got.output_sha256, got.regions) == (want.status, want.output_sha256, want.regions)
     assert {result.status for result in results} >= {Status.OK, Status.HELD}, "the corrupt file is held"
-    processed = [record for record in caplog.records if record.getMessage().startswith("processed image")]
-    assert {record.getMessage().split()[2] for record in processed} >= {task.image_id for task in tasks}, (
+    assert {record.getMessage().split()[2] for record in lines} >= {task.image_id for task in tasks}, (
         "every worker's 'processed image' line reached this process's loggers"
     )
-    assert all(record.process in worker_pids for record in processed), "those lines were made in the workers"
+    assert all(record.process in worker_pids for record in lines), "those lines were made in the workers"
     assert not _workers_of(psutil.Process()), "the worker processes stop with the block"
 
 
