@@ -243,25 +243,31 @@ class CenterFaceDetector:
         turns = (0, 1, 2, 3) if self.options["rotations"] else (0,)
         height, width = image.shape[:2]
         shrunk: dict[tuple[int, int], np.ndarray[Any, Any]] = {}
-        for turn in turns:
-            upright = turn == 0
-            floor = self.options["min_score"] if upright else self.options["rotated_min_score"]
-            side = self.options["max_side_px"] if upright else self.options["rotated_max_side_px"]
-            view_w, view_h = (width, height) if turn % 2 == 0 else (height, width)
-            factor = min(1.0, side / max(view_w, view_h))
-            # The network downsamples by 32; sizes are rounded up, so the aspect changes very slightly.
-            in_w, in_h = (max(32, int(np.ceil(length * factor / 32) * 32)) for length in (view_w, view_h))
-            # Shrink first, then turn the small copy: turning the detection copy costs more than the network.
-            size = (in_w, in_h) if turn % 2 == 0 else (in_h, in_w)
-            if size not in shrunk:
-                interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-                shrunk[size] = np.asarray(cv2.resize(np.ascontiguousarray(image), size, interpolation=interpolation))
-            network_input = rotate_image(shrunk[size], turn)
-            for box, score in self._run(network_input, floor=floor, view_size=(view_w, view_h)):
-                box = _grow(box, *self._expansion)
-                box = unrotate_box(box, turn, image.shape).clip(image.shape)
-                if not box.is_empty:
-                    found.append(Region(RegionKind.FACE, box, score, self._source, f"CenterFace face ({_TURNS[turn]})"))
+        # The upright pass is the largest: the turned ones run in its scratch memory.
+        with self._session.deferred_release():
+            for turn in turns:
+                upright = turn == 0
+                floor = self.options["min_score"] if upright else self.options["rotated_min_score"]
+                side = self.options["max_side_px"] if upright else self.options["rotated_max_side_px"]
+                view_w, view_h = (width, height) if turn % 2 == 0 else (height, width)
+                factor = min(1.0, side / max(view_w, view_h))
+                # The network downsamples by 32; sizes are rounded up, so the aspect changes very slightly.
+                in_w, in_h = (max(32, int(np.ceil(length * factor / 32) * 32)) for length in (view_w, view_h))
+                # Shrink first, then turn the small copy: turning the detection copy costs more than the network.
+                size = (in_w, in_h) if turn % 2 == 0 else (in_h, in_w)
+                if size not in shrunk:
+                    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+                    shrunk[size] = np.asarray(
+                        cv2.resize(np.ascontiguousarray(image), size, interpolation=interpolation)
+                    )
+                network_input = rotate_image(shrunk[size], turn)
+                for box, score in self._run(network_input, floor=floor, view_size=(view_w, view_h)):
+                    box = _grow(box, *self._expansion)
+                    box = unrotate_box(box, turn, image.shape).clip(image.shape)
+                    if not box.is_empty:
+                        found.append(
+                            Region(RegionKind.FACE, box, score, self._source, f"CenterFace face ({_TURNS[turn]})")
+                        )
         return merge_regions(found, min_iou=self.options["nms_iou"])
 
     def _run(self, network_input: RGBImage, *, floor: float, view_size: tuple[int, int]) -> list[tuple[Box, float]]:
