@@ -32,8 +32,10 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from types import TracebackType
 
 from deid.config import Config
@@ -114,23 +116,21 @@ class ImageWorkers:
     Parameters
     ----------
     config
-        The run's configuration (sent to each worker once).
-    workspace
-        The run's workspace (workers write staged candidates and previews into it).
+        The run's configuration (sent to each worker once, when it starts).
     processes
         How many worker processes; one per core is the usual choice.
 
     Use it as a context manager: the processes start on entry (each begins
-    loading its models at once) and stop on exit. :meth:`process` may be called
-    from many threads at a time.
+    loading its models at once, so a caller may start them before its own
+    start-up and have them ready) and stop on exit. :meth:`process` may be
+    called from many threads at a time.
     """
 
-    def __init__(self, config: Config, workspace: Workspace, *, processes: int) -> None:
+    def __init__(self, config: Config, *, processes: int) -> None:
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
-        self._config = config
-        self._workspace = workspace
-        self._processes = processes
+        self.config = config
+        self.processes = processes
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
 
@@ -149,27 +149,27 @@ class ImageWorkers:
 
     def _start(self) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
-            self._processes,
+            self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self._config,),
+            initargs=(self.config,),
         )
         # The executor starts a process per submission until it has them all: start every one
         # now, so each loads its models while the first images are on their way.
-        for _ in range(self._processes):
+        for _ in range(self.processes):
             executor.submit(_started)
         return executor
 
-    def _submit(self, task: ImageTask) -> tuple[ProcessPoolExecutor, Future[_Shipped]]:
+    def _submit(self, task: ImageTask, workspace: Workspace) -> tuple[ProcessPoolExecutor, Future[_Shipped]]:
         with self._lock:
             if self._executor is None:
                 raise RuntimeError("ImageWorkers is not started: use it in a with block")
             try:
-                return self._executor, self._executor.submit(_process_in_worker, task, self._workspace)
+                return self._executor, self._executor.submit(_process_in_worker, task, workspace)
             except BrokenProcessPool:  # it broke between two images: start again before this one
                 broken, self._executor = self._executor, self._start()
                 broken.shutdown(wait=False, cancel_futures=True)
-                return self._executor, self._executor.submit(_process_in_worker, task, self._workspace)
+                return self._executor, self._executor.submit(_process_in_worker, task, workspace)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Start a fresh pool in place of ``broken`` (once, however many threads saw it break)."""
@@ -178,8 +178,8 @@ class ImageWorkers:
                 self._executor = self._start()
         broken.shutdown(wait=False, cancel_futures=True)
 
-    def process(self, task: ImageTask) -> ImageResult:
-        """Process one image on a worker process and return its result (blocks until done).
+    def process(self, task: ImageTask, workspace: Workspace) -> ImageResult:
+        """Process one image of ``workspace`` on a worker process and return its result (blocks until done).
 
         The worker's ``deid`` log records for this image are handled by this
         process's loggers before the result is returned. Never raises for a bad
@@ -187,7 +187,7 @@ class ImageWorkers:
         died on every try comes back held with the reason ``worker_died``.
         """
         for attempt in range(1, ATTEMPTS + 1):
-            executor, future = self._submit(task)
+            executor, future = self._submit(task, workspace)
             try:
                 result, records = future.result()
             except BrokenProcessPool:
@@ -203,3 +203,40 @@ class ImageWorkers:
         return ImageResult(
             task.image_id, Outcome.held(f"{WORKER_DIED}: the worker process died on each of {ATTEMPTS} tries")
         )
+
+
+_ahead: list[ImageWorkers] = []
+_ahead_lock = threading.Lock()
+
+
+@contextmanager
+def started_ahead(config: Config, *, processes: int) -> Iterator[ImageWorkers]:
+    """Start workers now for a run that begins later in this block, in this process.
+
+    They load their models meanwhile (``deid run`` starts them before Prefect
+    starts up); :func:`workers_for` hands them to the run. They stop when the
+    block ends, whether or not a run took them.
+    """
+    with ImageWorkers(config, processes=processes) as workers:
+        with _ahead_lock:
+            _ahead.append(workers)
+        try:
+            yield workers
+        finally:
+            with _ahead_lock:
+                if workers in _ahead:
+                    _ahead.remove(workers)
+
+
+@contextmanager
+def workers_for(config: Config, *, processes: int) -> Iterator[ImageWorkers]:
+    """Workers for one run: those started ahead for this configuration and size, else new ones for the block."""
+    with _ahead_lock:
+        ready = next((w for w in _ahead if (w.config, w.processes) == (config, processes)), None)
+        if ready is not None:
+            _ahead.remove(ready)  # one run each; started_ahead stops them
+    if ready is not None:
+        yield ready
+        return
+    with ImageWorkers(config, processes=processes) as workers:
+        yield workers

@@ -18,7 +18,7 @@ from deid.config import Config, load_config
 from deid.ingest import ImageTask, ingest_batch
 from deid.pipeline import process_image
 from deid.types import Status
-from deid.workers import WORKER_DIED, ImageWorkers
+from deid.workers import WORKER_DIED, ImageWorkers, started_ahead, workers_for
 from deid.workspace import Workspace, open_ledger
 from tests.sample_batches import sample_subset
 
@@ -50,9 +50,9 @@ def test_images_processed_on_worker_processes_match_in_process_results_and_their
 ) -> None:
     workspace, tasks = _batch(tmp_path / "workers", config)
     here_workspace, here_tasks = _batch(tmp_path / "here", config)
-    with caplog.at_level(logging.INFO, logger="deid"), ImageWorkers(config, workspace, processes=2) as workers:
+    with caplog.at_level(logging.INFO, logger="deid"), ImageWorkers(config, processes=2) as workers:
         with ThreadPoolExecutor(4) as threads:
-            results = list(threads.map(workers.process, tasks))
+            results = list(threads.map(lambda task: workers.process(task, workspace), tasks))
         worker_pids = {child.pid for child in _workers_of(psutil.Process())}
         lines = [record for record in caplog.records if record.getMessage().startswith("processed image")]
     expected = [process_image(task, config, here_workspace) for task in here_tasks]
@@ -80,16 +80,16 @@ def test_an_image_whose_worker_keeps_dying_is_held_and_the_next_one_is_processed
 ) -> None:
     workspace, tasks = _batch(tmp_path, config)
     face = next(task for task in tasks if task.original_name == "c02_astronaut.jpg")
-    with ImageWorkers(config, workspace, processes=1) as workers:
+    with ImageWorkers(config, processes=1) as workers:
         stop = threading.Event()
         killer = threading.Thread(target=_kill_workers_while, args=(stop, psutil.Process()), daemon=True)
         killer.start()
         try:
-            doomed = workers.process(face)
+            doomed = workers.process(face, workspace)
         finally:
             stop.set()
             killer.join()
-        after = workers.process(face)
+        after = workers.process(face, workspace)
     assert doomed.status is Status.HELD and doomed.reasons[0].startswith(WORKER_DIED), "never lost, never released"
     assert doomed.output_sha256 is None, "nothing was staged for it"
     assert after.status is Status.OK and after.output_sha256, "a fresh worker processes the next image"
@@ -98,10 +98,27 @@ def test_an_image_whose_worker_keeps_dying_is_held_and_the_next_one_is_processed
 def test_an_image_in_flight_when_its_worker_is_killed_once_is_processed_again(tmp_path: Path, config: Config) -> None:
     workspace, tasks = _batch(tmp_path, config)
     face = next(task for task in tasks if task.original_name == "c02_astronaut.jpg")
-    with ImageWorkers(config, workspace, processes=1) as workers:
+    with ImageWorkers(config, processes=1) as workers:
         (worker,) = _workers_of(psutil.Process())
-        pending = ThreadPoolExecutor(1).submit(workers.process, face)
+        pending = ThreadPoolExecutor(1).submit(workers.process, face, workspace)
         time.sleep(0.5)  # the worker is loading its models or processing the image
         worker.kill()
         result = pending.result(timeout=300)
     assert result.status is Status.OK and result.output_sha256, "the second try on a fresh worker succeeded"
+
+
+def test_workers_started_ahead_serve_one_run_of_their_configuration_and_stop_with_their_block(
+    tmp_path: Path, config: Config
+) -> None:
+    workspace, tasks = _batch(tmp_path, config)
+    with started_ahead(config, processes=1) as ahead:
+        (early,) = _workers_of(psutil.Process())
+        with workers_for(config, processes=1) as taken:
+            assert taken is ahead, "the run takes the workers started for it"
+            assert taken.process(tasks[0], workspace).image_id == tasks[0].image_id
+        with workers_for(config, processes=1) as second:
+            assert second is not ahead, "workers started ahead serve one run only"
+        with workers_for(load_config(), processes=1) as other:
+            assert other is not ahead, "a run with another configuration starts its own"
+        assert early.is_running(), "the block, not the run, stops them"
+    assert not _workers_of(psutil.Process())
