@@ -195,9 +195,9 @@ class ImageWorkers:
                 self._replace(executor)
                 continue
             for record in records:
-                handler = logging.getLogger(record.name)
-                if handler.isEnabledFor(record.levelno):
-                    handler.handle(record)
+                origin = logging.getLogger(record.name)
+                if origin.isEnabledFor(record.levelno):
+                    origin.handle(record)
             return result
         logger.error("held image %s: its worker process died on each of %d tries", task.image_id, ATTEMPTS)
         return ImageResult(
