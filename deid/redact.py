@@ -61,7 +61,7 @@ def fill_boxes(image: RGBImage, boxes: Iterable[Box], *, fill_rgb: Sequence[int]
         clipped = box.clip(out.shape)
         if clipped.is_empty:
             continue
-        line = np.tile(colour, clipped.right - clipped.left)
+        line = np.tile(colour, clipped.width)
         rows[clipped.top : clipped.bottom, clipped.left * channels : clipped.right * channels] = line
     return out
 

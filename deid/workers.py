@@ -106,10 +106,6 @@ def _process_in_worker(task: ImageTask, workspace: Workspace) -> _Shipped:
         root.removeHandler(collected)
 
 
-def _started() -> int:
-    return os.getpid()
-
-
 class ImageWorkers:
     """A pool of worker processes for one batch run.
 
@@ -157,7 +153,7 @@ class ImageWorkers:
         # The executor starts a process per submission until it has them all: start every one
         # now, so each loads its models while the first images are on their way.
         for _ in range(self.processes):
-            executor.submit(_started)
+            executor.submit(os.getpid)
         return executor
 
     def _submit(self, task: ImageTask, workspace: Workspace) -> tuple[ProcessPoolExecutor, Future[_Shipped]]:
@@ -167,15 +163,17 @@ class ImageWorkers:
             try:
                 return self._executor, self._executor.submit(_process_in_worker, task, workspace)
             except BrokenProcessPool:  # it broke between two images: start again before this one
-                broken, self._executor = self._executor, self._start()
-                broken.shutdown(wait=False, cancel_futures=True)
+                self._replace_locked(self._executor)
                 return self._executor, self._executor.submit(_process_in_worker, task, workspace)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Start a fresh pool in place of ``broken`` (once, however many threads saw it break)."""
         with self._lock:
-            if self._executor is broken:
-                self._executor = self._start()
+            self._replace_locked(broken)
+
+    def _replace_locked(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is broken:
+            self._executor = self._start()
         broken.shutdown(wait=False, cancel_futures=True)
 
     def process(self, task: ImageTask, workspace: Workspace) -> ImageResult:

@@ -134,9 +134,10 @@ def _prefect_settings_everywhere(values: Mapping[str, str]) -> Iterator[None]:
 
 @contextmanager
 def shared_api_server() -> Iterator[None]:
-    """One temporary Prefect API for this process and its worker processes, when none is configured.
+    """One temporary Prefect API for this process and the processes it starts, when none is configured.
 
-    Without it each worker process of a process pool would start a temporary
+    Without it each process that runs Prefect tasks (a local Dask cluster's
+    workers; deid's own image workers never talk to Prefect) would start a temporary
     server of its own (about ten seconds each, and SQLite lock errors on the
     shared Prefect database). The server is Prefect's own ephemeral app, served on
     a thread of this process (:class:`_ThreadedApiServer`), without the services

@@ -61,7 +61,7 @@ def test_worker_processes_started_by_a_run_get_huge_pages_and_the_environment_is
     before = os.environ.get("GLIBC_TUNABLES")
     with worker_processes_environment():
         assert HUGE_PAGES_TUNABLE in os.environ["GLIBC_TUNABLES"]
-        # ProcessPoolTaskRunner starts its workers by spawning, as here.
+        # deid.workers.ImageWorkers starts its workers by spawning, as here.
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             seen = pool.apply(_started_with_huge_pages)
     assert os.environ.get("GLIBC_TUNABLES") == before
